@@ -1,0 +1,104 @@
+/**
+ * The validated, frozen configuration every other module receives.
+ * Sizes are in bytes and durations in milliseconds once loaded; the YAML
+ * file and the environment may spell them as "256MiB" or "30s".
+ */
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface OriginOptions {
+  /** Base URL of the origin. `null` starts the bundled example origin. */
+  url: string | null;
+  /** Send the client's Host header upstream instead of the origin's own host. Default false. */
+  preserveHost: boolean;
+  /** Most sockets the pool keeps open to the origin. Default 128. */
+  connections: number;
+  /** Time to establish a TCP connection. Default 5s. */
+  connectTimeout: number;
+  /** Time from sending the request to receiving the response headers. Default 30s. */
+  headersTimeout: number;
+  /** Longest pause between two body chunks. Default 30s. */
+  bodyTimeout: number;
+}
+
+export interface MemoryTierOptions {
+  /** Bytes the memory tier may hold (bodies + headers). Default 256MiB. */
+  maxSize: number;
+  /** Larger responses are streamed through and not stored. Default 8MiB. */
+  maxObjectSize: number;
+}
+
+export interface QueryKeyOptions {
+  /** Sort query parameters so `?a=1&b=2` and `?b=2&a=1` share a key. Default true. */
+  sort: boolean;
+  /** Parameter names removed from the key and from the upstream request (e.g. utm_source). Default []. */
+  drop: string[];
+}
+
+export interface CacheOptions {
+  /** Name used in the Cache-Status header (RFC 9211). Default "lacquer". */
+  name: string;
+  memory: MemoryTierOptions;
+  /** Most stored variants (Vary) per key; the oldest is dropped beyond it. Default 16. */
+  maxVariants: number;
+  /** Lifetime for cacheable responses that carry no freshness information. 0 disables. Default 0. */
+  defaultTtl: number;
+  /** Lifetime for 404/410 responses without explicit freshness. 0 disables. Default 0. */
+  negativeTtl: number;
+  /** Heuristic freshness (RFC 9111 §4.2.2) as a fraction of the Last-Modified age. Default 0.1. */
+  heuristicFraction: number;
+  /** Cap on a heuristic lifetime. Default 1d. */
+  heuristicMaxTtl: number;
+  /** ± fraction applied to lifetimes Lacquer assigns itself (default TTL, negative TTL, heuristic). Default 0.1. */
+  jitter: number;
+  /** stale-while-revalidate window assumed when the origin sends none. Default 0. */
+  staleWhileRevalidate: number;
+  /** stale-if-error window assumed when the origin sends none. Default 0. */
+  staleIfError: number;
+  /** How long an uncacheable key stays marked hit-for-miss (no request queueing). Default 30s. */
+  hitForMissTtl: number;
+  /** Responses carrying Set-Cookie: "pass" (not stored) or "strip" (stored without Set-Cookie). Default "pass". */
+  setCookie: 'pass' | 'strip';
+  /** Honour the client's request Cache-Control (no-cache, max-age, min-fresh, max-stale, only-if-cached, no-store). Default true. */
+  honorRequestCacheControl: boolean;
+}
+
+export interface KeyOptions {
+  query: QueryKeyOptions;
+  /** Extra request headers made part of every key (lowercase). Default []. */
+  headers: string[];
+}
+
+export interface RequestOptions {
+  /**
+   * Request headers removed before the request reaches the origin, because an
+   * origin may act on them while they are not part of the key (cache poisoning).
+   * A header named in `key.headers` is kept. Default: x-forwarded-host, x-original-url, …
+   */
+  stripHeaders: string[];
+}
+
+export interface TagOptions {
+  /** Response headers that carry tags. Default ["surrogate-key", "cache-tag"]. */
+  headers: string[];
+  /** Remove the tag headers from responses sent to clients. Default true. */
+  strip: boolean;
+}
+
+export interface LogOptions {
+  level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export interface Config {
+  listen: ListenAddress;
+  admin: ListenAddress;
+  origin: OriginOptions;
+  cache: CacheOptions;
+  key: KeyOptions;
+  request: RequestOptions;
+  tags: TagOptions;
+  log: LogOptions;
+}

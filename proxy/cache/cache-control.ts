@@ -1,0 +1,52 @@
+import { splitList, unquote } from '../http/headers.js';
+
+/**
+ * A parsed Cache-Control field (RFC 9111 §5.2). Directive names are
+ * lower-cased; a directive without an argument maps to `true`.
+ *
+ * Our own parser rather than http-cache-semantics' split on commas, which
+ * breaks quoted lists such as `no-cache="set-cookie, x-foo"`.
+ */
+export type Directives = ReadonlyMap<string, string | true>;
+
+/** No directives: what an ignored or absent field parses to. */
+export const EMPTY_DIRECTIVES: Directives = new Map();
+
+export function parseCacheControl(value: string | undefined): Directives {
+  if (value === undefined || value === '') return EMPTY_DIRECTIVES;
+  const directives = new Map<string, string | true>();
+  const conflicting = new Set<string>();
+  for (const member of splitList(value)) {
+    const eq = member.indexOf('=');
+    const name = (eq === -1 ? member : member.slice(0, eq)).trim().toLowerCase();
+    if (name === '') continue;
+    const argument = eq === -1 ? true : unquote(member.slice(eq + 1).trim());
+    const previous = directives.get(name);
+    if (previous !== undefined && previous !== argument) conflicting.add(name);
+    directives.set(name, argument);
+  }
+  // RFC 9111 §4.2.1: conflicting duplicates of a freshness directive make the
+  // freshness information invalid; record that as an invalid argument.
+  for (const name of conflicting) directives.set(name, 'conflicting');
+  return directives;
+}
+
+/**
+ * A delta-seconds argument (RFC 9111 §1.2.2): digits only. Returns
+ * `undefined` when the directive is absent and `null` when it is present but
+ * invalid, which callers treat as "already stale" (RFC 9111 §4.2.1).
+ */
+export function deltaSeconds(directives: Directives, name: string): number | null | undefined {
+  const argument = directives.get(name);
+  if (argument === undefined) return undefined;
+  if (argument === true || !/^\d+$/.test(argument)) return null;
+  // Values too large to represent are capped to 2^31 seconds (RFC 9111 §1.2.2).
+  return Math.min(Number(argument), 2 ** 31);
+}
+
+/** The field names a qualified `no-cache="a, b"` or `private="a"` lists, lower-cased. */
+export function qualifiedFields(directives: Directives, name: string): string[] | undefined {
+  const argument = directives.get(name);
+  if (typeof argument !== 'string') return undefined;
+  return splitList(argument).map((field) => field.toLowerCase());
+}

@@ -1,0 +1,64 @@
+import { headerValue, parseHttpDate, splitList, type HeaderMap } from '../http/headers.js';
+import type { Entry } from './entry.js';
+
+/**
+ * Conditional requests, both ways:
+ *  - a client's If-None-Match / If-Modified-Since evaluated against a stored
+ *    entry, so the cache can answer 304 itself (RFC 9111 §4.3.2, RFC 9110 §13.2.2);
+ *  - the validators we send when revalidating a stale entry (RFC 9111 §4.3.1).
+ */
+
+/** True when the client already has the stored representation, so 304 is the answer. */
+export function clientHasCurrent(requestHeaders: HeaderMap, entry: Pick<Entry, 'status' | 'etag' | 'lastModified'>): boolean {
+  if (entry.status !== 200) return false;
+  const ifNoneMatch = headerValue(requestHeaders, 'if-none-match');
+  if (ifNoneMatch !== undefined) {
+    // If-None-Match takes precedence; If-Modified-Since is then ignored (RFC 9110 §13.2.2 step 3).
+    if (ifNoneMatch.trim() === '*') return true;
+    if (entry.etag === undefined) return false;
+    const ours = opaqueTag(entry.etag);
+    return splitList(ifNoneMatch).some((tag) => opaqueTag(tag) === ours);
+  }
+  const ifModifiedSince = parseHttpDate(headerValue(requestHeaders, 'if-modified-since'));
+  const lastModified = parseHttpDate(entry.lastModified);
+  if (Number.isNaN(ifModifiedSince) || Number.isNaN(lastModified)) return false;
+  return lastModified <= ifModifiedSince;
+}
+
+/** Weak comparison (RFC 9110 §8.8.3.2): W/ prefixes are ignored. */
+function opaqueTag(tag: string): string {
+  const trimmed = tag.trim();
+  return trimmed.startsWith('W/') ? trimmed.slice(2) : trimmed;
+}
+
+/** The conditional headers that ask the origin whether our stored entry is still current. */
+export function validatorHeaders(entry: Pick<Entry, 'etag' | 'lastModified'>): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (entry.etag !== undefined) headers['if-none-match'] = entry.etag;
+  if (entry.lastModified !== undefined) headers['if-modified-since'] = entry.lastModified;
+  return headers;
+}
+
+/**
+ * Header fields a 304 must not change in the stored response: they describe
+ * the stored body, which the 304 does not carry (RFC 9111 §3.2).
+ */
+const KEPT_ON_FRESHEN = new Set(['content-length', 'content-encoding', 'content-range', 'transfer-encoding']);
+
+/** The stored headers updated with a 304's fields (RFC 9111 §4.3.4). */
+export function freshenedHeaders(stored: HeaderMap, notModified: HeaderMap): HeaderMap {
+  const merged: HeaderMap = { ...stored };
+  for (const name in notModified) {
+    if (KEPT_ON_FRESHEN.has(name) || notModified[name] === undefined) continue;
+    merged[name] = notModified[name];
+  }
+  return merged;
+}
+
+/** Whether a 304 answers the validators we sent for this entry (RFC 9111 §4.3.4: a 304 for another representation is not ours). */
+export function notModifiedMatches(notModified: HeaderMap, entry: Pick<Entry, 'etag' | 'lastModified'>): boolean {
+  const etag = headerValue(notModified, 'etag');
+  if (etag !== undefined && entry.etag !== undefined) return opaqueTag(etag) === opaqueTag(entry.etag);
+  if (etag !== undefined && entry.etag === undefined) return false;
+  return true;
+}

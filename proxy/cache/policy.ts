@@ -1,0 +1,245 @@
+import CachePolicy from 'http-cache-semantics';
+import type { CacheOptions, TagOptions } from '../../config/types.js';
+import { headerValue, splitList, tokenList, type HeaderMap, type StoredHeaders } from '../http/headers.js';
+import { deltaSeconds, parseCacheControl, qualifiedFields, type Directives } from './cache-control.js';
+import { ENTRY_OVERHEAD_BYTES, headersSize, type Entry } from './entry.js';
+import { correctedInitialAge, freshnessLifetime, type Lifetime, type ResponseFacts } from './freshness.js';
+
+/**
+ * Whether and how a response may be stored by a shared cache (RFC 9111 §3),
+ * and the entry it becomes. http-cache-semantics' `storable()` is the first
+ * gate; around it we guard what it gets wrong for a shared cache:
+ *  - its Cache-Control split breaks quoted lists, so it is fed our parse;
+ *  - it reads only Cache-Control, so CDN-Cache-Control (RFC 9213) is mapped in;
+ *  - it would store 206s and POSTs with explicit freshness; we store GET only;
+ *  - it knows nothing of must-understand, Set-Cookie policy or Vary: *.
+ */
+
+export type NotStoredReason =
+  | 'method'
+  | 'request-no-store'
+  | 'no-store'
+  | 'private'
+  | 'authorization'
+  | 'set-cookie'
+  | 'vary-star'
+  | 'status'
+  | 'no-lifetime';
+
+export type StorageVerdict =
+  | { readonly store: false; readonly reason: NotStoredReason }
+  | { readonly store: true; readonly plan: EntryPlan };
+
+/** Everything about a storable response except its body. */
+export interface EntryPlan {
+  readonly status: number;
+  readonly headers: StoredHeaders;
+  readonly vary: readonly string[];
+  readonly lifetime: Lifetime;
+  readonly initialAge: number;
+  readonly requestTime: number;
+  readonly responseTime: number;
+  readonly staleWhileRevalidate: number;
+  readonly staleIfError: number;
+  readonly noCache: boolean;
+  readonly mustRevalidate: boolean;
+  readonly immutable: boolean;
+  readonly sharedWithAuthorization: boolean;
+  readonly tags: readonly string[];
+}
+
+export interface ResponseUnderJudgement {
+  readonly requestMethod: string;
+  readonly requestHeaders: HeaderMap;
+  readonly status: number;
+  /** Response headers, hop-by-hop fields already removed. */
+  readonly headers: HeaderMap;
+  readonly requestTime: number;
+  readonly responseTime: number;
+}
+
+export interface PolicyOptions {
+  readonly cache: CacheOptions;
+  readonly tags: TagOptions;
+  /** How long a stale entry with validators is kept for conditional revalidation. */
+  readonly keepWithValidators: number;
+  readonly random: () => number;
+}
+
+/** Status codes we can serve from storage; 206 is not among them (ranges are not stored). */
+const UNDERSTOOD_STATUSES = new Set([200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 501]);
+
+/** The directives that govern this cache: CDN-Cache-Control when present (RFC 9213 §2.1), else Cache-Control. */
+export function responseDirectives(headers: HeaderMap): Directives {
+  const targeted = headerValue(headers, 'cdn-cache-control');
+  if (targeted !== undefined) {
+    const parsed = parseCacheControl(targeted);
+    // A targeted field that cannot be parsed is ignored (RFC 9213 §2.1).
+    if (parsed.size > 0) return parsed;
+  }
+  return parseCacheControl(headerValue(headers, 'cache-control'));
+}
+
+export function requestDirectives(headers: HeaderMap): Directives {
+  return parseCacheControl(headerValue(headers, 'cache-control'));
+}
+
+export function judgeResponse(response: ResponseUnderJudgement, options: PolicyOptions): StorageVerdict {
+  const { status, headers } = response;
+  if (response.requestMethod !== 'GET') return notStored('method');
+  const directives = responseDirectives(headers);
+  const requestCc = requestDirectives(response.requestHeaders);
+  if (options.cache.honorRequestCacheControl && requestCc.has('no-store')) return notStored('request-no-store');
+
+  // must-understand (RFC 9111 §5.2.2.3): a cache that understands the status may ignore no-store; one that does not must not store.
+  const mustUnderstand = directives.has('must-understand');
+  if (mustUnderstand && !UNDERSTOOD_STATUSES.has(status)) return notStored('status');
+  if (directives.has('no-store') && !mustUnderstand) return notStored('no-store');
+  if (directives.get('private') === true) return notStored('private');
+  if (!UNDERSTOOD_STATUSES.has(status)) return notStored('status');
+
+  const vary = tokenList(headers, 'vary');
+  if (vary.includes('*')) return notStored('vary-star');
+
+  const hasAuthorization = response.requestHeaders['authorization'] !== undefined;
+  const sharedWithAuthorization = directives.has('public') || directives.has('s-maxage') || directives.has('must-revalidate');
+  if (hasAuthorization && !sharedWithAuthorization) return notStored('authorization');
+
+  const strippedFields = new Set([...(qualifiedFields(directives, 'no-cache') ?? []), ...(qualifiedFields(directives, 'private') ?? [])]);
+  const setCookie = headers['set-cookie'] !== undefined && !strippedFields.has('set-cookie');
+  if (setCookie && options.cache.setCookie === 'pass') return notStored('set-cookie');
+
+  if (!libraryAllowsStoring(response, directives)) return notStored('status');
+
+  const facts = factsOf(status, headers, directives);
+  const lifetime = freshnessLifetime(facts, response.responseTime, options.cache, options.random);
+  const noCache = directives.get('no-cache') === true;
+  const explicitStale = directives.has('stale-while-revalidate') || directives.has('stale-if-error');
+  const mustRevalidate =
+    noCache ||
+    directives.has('must-revalidate') ||
+    directives.has('proxy-revalidate') ||
+    // s-maxage implies proxy-revalidate (RFC 9111 §5.2.2.10), unless the origin explicitly allows stale use.
+    (directives.has('s-maxage') && !explicitStale);
+  const staleWhileRevalidate = mustRevalidate ? 0 : staleWindow(directives, 'stale-while-revalidate', options.cache.staleWhileRevalidate);
+  const staleIfError = mustRevalidate ? 0 : staleWindow(directives, 'stale-if-error', options.cache.staleIfError);
+  const hasValidator = headers['etag'] !== undefined || headers['last-modified'] !== undefined;
+  const usable = lifetime.ms > 0 || staleWhileRevalidate > 0 || staleIfError > 0 || hasValidator;
+  if (!usable) return notStored('no-lifetime');
+
+  const tags = tagsOf(headers, options.tags.headers);
+  const removed = new Set<string>(strippedFields);
+  if (setCookie) removed.add('set-cookie');
+  if (options.tags.strip) for (const name of options.tags.headers) removed.add(name);
+
+  return {
+    store: true,
+    plan: {
+      status,
+      headers: storedHeaders(headers, removed),
+      vary,
+      lifetime,
+      initialAge: correctedInitialAge(facts, response.requestTime, response.responseTime),
+      requestTime: response.requestTime,
+      responseTime: response.responseTime,
+      staleWhileRevalidate,
+      staleIfError,
+      noCache,
+      mustRevalidate,
+      immutable: directives.has('immutable'),
+      sharedWithAuthorization,
+      tags,
+    },
+  };
+}
+
+/** The library's verdict on the parts it judges well (status classes, explicit expiry or default cacheability). */
+function libraryAllowsStoring(response: ResponseUnderJudgement, directives: Directives): boolean {
+  const sanitized: Record<string, string> = {};
+  const expires = headerValue(response.headers, 'expires');
+  if (expires !== undefined) sanitized['expires'] = expires;
+  // Re-serialize only the directives it needs, from our parse: no-store/private were judged above.
+  const cc: string[] = [];
+  for (const name of ['max-age', 's-maxage', 'public']) if (directives.has(name)) cc.push(name === 'public' ? name : `${name}=0`);
+  if (cc.length > 0) sanitized['cache-control'] = cc.join(', ');
+  const request = { method: 'GET', url: '/', headers: {} };
+  const policy = new CachePolicy(request, { status: response.status, headers: sanitized }, { shared: true });
+  return policy.storable();
+}
+
+function staleWindow(directives: Directives, name: string, fallback: number): number {
+  const seconds = deltaSeconds(directives, name);
+  if (seconds === undefined) return fallback;
+  return (seconds ?? 0) * 1000;
+}
+
+export function factsOf(status: number, headers: HeaderMap, directives: Directives): ResponseFacts {
+  return {
+    status,
+    directives,
+    date: headerValue(headers, 'date'),
+    expires: headerValue(headers, 'expires'),
+    lastModified: headerValue(headers, 'last-modified'),
+    age: headerValue(headers, 'age'),
+  };
+}
+
+function tagsOf(headers: HeaderMap, tagHeaders: readonly string[]): string[] {
+  const tags = new Set<string>();
+  for (const name of tagHeaders) {
+    const value = headerValue(headers, name);
+    if (value === undefined) continue;
+    // Surrogate-Key separates with spaces, Cache-Tag with commas; accept both in either.
+    for (const member of splitList(value)) for (const tag of member.split(/\s+/)) if (tag !== '') tags.add(tag);
+  }
+  return [...tags];
+}
+
+/** The headers kept with an entry: Age is recomputed on every delivery, so it is never stored. */
+function storedHeaders(headers: HeaderMap, removed: ReadonlySet<string>): StoredHeaders {
+  const kept: StoredHeaders = {};
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || name === 'age' || removed.has(name)) continue;
+    kept[name] = value;
+  }
+  return kept;
+}
+
+function notStored(reason: NotStoredReason): StorageVerdict {
+  return { store: false, reason };
+}
+
+/** Turns a plan and its body into an entry with every absolute time computed once. */
+export function makeEntry(plan: EntryPlan, key: string, variant: string, body: Buffer, storedAt: number, keepWithValidators: number): Entry {
+  const freshUntil = plan.noCache ? plan.responseTime : plan.responseTime + plan.lifetime.ms - plan.initialAge;
+  const staleWhileRevalidateUntil = freshUntil + plan.staleWhileRevalidate;
+  const staleIfErrorUntil = freshUntil + plan.staleIfError;
+  const etag = typeof plan.headers['etag'] === 'string' ? plan.headers['etag'] : undefined;
+  const lastModified = typeof plan.headers['last-modified'] === 'string' ? plan.headers['last-modified'] : undefined;
+  const keep = etag !== undefined || lastModified !== undefined ? keepWithValidators : 0;
+  return {
+    key,
+    vary: plan.vary,
+    variant,
+    status: plan.status,
+    headers: plan.headers,
+    body,
+    etag,
+    lastModified,
+    tags: plan.tags,
+    requestTime: plan.requestTime,
+    responseTime: plan.responseTime,
+    initialAge: plan.initialAge,
+    storedAt,
+    freshUntil,
+    staleWhileRevalidateUntil,
+    staleIfErrorUntil,
+    deleteAt: Math.max(freshUntil, staleWhileRevalidateUntil, staleIfErrorUntil) + keep,
+    noCache: plan.noCache,
+    mustRevalidate: plan.mustRevalidate,
+    immutable: plan.immutable,
+    sharedWithAuthorization: plan.sharedWithAuthorization,
+    size: body.length + headersSize(plan.headers) + key.length + variant.length + ENTRY_OVERHEAD_BYTES,
+  };
+}

@@ -1,0 +1,94 @@
+import type { Readable } from 'node:stream';
+import { clientHasCurrent } from './cache/conditional.js';
+import type { Entry } from './cache/entry.js';
+import { ageSeconds } from './cache/freshness.js';
+import type { HeaderMap } from './http/headers.js';
+
+/**
+ * What the proxy answers, as data: the flow decides it and a thin shell
+ * (server.ts) writes it. Outcomes use one vocabulary everywhere: the
+ * Cache-Status header, the metrics labels and the logs.
+ */
+export type Outcome = 'hit' | 'stale' | 'revalidated' | 'miss' | 'pass' | 'hitmiss' | 'error';
+
+export interface Delivery {
+  readonly status: number;
+  readonly headers: HeaderMap;
+  /** null for HEAD, 304 and bodiless statuses. */
+  readonly body: Buffer | Readable | null;
+  readonly outcome: Outcome;
+}
+
+/** The parameters of one Cache-Status member (RFC 9211 §2). */
+export interface CacheStatusFacts {
+  readonly hit?: boolean;
+  /** Why the request went forward: uri-miss, vary-miss, miss, request, stale, method, bypass. */
+  readonly fwd?: 'uri-miss' | 'vary-miss' | 'miss' | 'request' | 'stale' | 'method' | 'bypass';
+  readonly fwdStatus?: number;
+  readonly stored?: boolean;
+  readonly collapsed?: boolean;
+  /** Remaining freshness in seconds (negative when stale). */
+  readonly ttl?: number;
+  readonly detail?: string;
+}
+
+export function cacheStatus(name: string, facts: CacheStatusFacts): string {
+  let value = name;
+  if (facts.hit === true) value += '; hit';
+  if (facts.fwd !== undefined) value += `; fwd=${facts.fwd}`;
+  if (facts.fwdStatus !== undefined) value += `; fwd-status=${facts.fwdStatus}`;
+  if (facts.stored === true) value += '; stored';
+  if (facts.collapsed === true) value += '; collapsed';
+  if (facts.ttl !== undefined) value += `; ttl=${facts.ttl}`;
+  if (facts.detail !== undefined) value += `; detail=${facts.detail}`;
+  return value;
+}
+
+/**
+ * Remaining freshness in whole seconds, negative once stale (RFC 9211 §2.7):
+ * the lifetime minus the Age we send, so the two headers always add up.
+ */
+export function remainingTtl(entry: Entry, now: number): number {
+  if (entry.noCache) return 0;
+  const lifetime = Math.round((entry.freshUntil - entry.responseTime + entry.initialAge) / 1000);
+  return lifetime - ageSeconds(entry.initialAge, entry.responseTime, now);
+}
+
+/**
+ * Fields a 304 carries (RFC 9110 §15.4.5): those that would have been sent
+ * in a 200 and that guide cache updates, but none describing the body.
+ */
+const NOT_MODIFIED_FIELDS = ['cache-control', 'content-location', 'date', 'etag', 'expires', 'last-modified', 'vary', 'via'];
+
+export interface EntryDeliveryRequest {
+  readonly method: string;
+  readonly headers: HeaderMap;
+}
+
+/** A stored entry delivered to a client: Age recomputed, 304 when the client already has it, no body for HEAD. */
+export function deliverEntry(entry: Entry, request: EntryDeliveryRequest, now: number, outcome: Outcome, status: string): Delivery {
+  const age = String(ageSeconds(entry.initialAge, entry.responseTime, now));
+  if (clientHasCurrent(request.headers, entry)) {
+    const headers: HeaderMap = { age, 'cache-status': status };
+    for (const name of NOT_MODIFIED_FIELDS) if (entry.headers[name] !== undefined) headers[name] = entry.headers[name];
+    return { status: 304, headers, body: null, outcome };
+  }
+  const headers: HeaderMap = { ...entry.headers, age, 'cache-status': status };
+  return { status: entry.status, headers, body: request.method === 'HEAD' ? null : entry.body, outcome };
+}
+
+/** A short plain-text answer for errors Lacquer itself produces. */
+export function plainDelivery(status: number, message: string, outcome: Outcome, statusHeader: string): Delivery {
+  const body = Buffer.from(`${message}\n`);
+  return {
+    status,
+    headers: {
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': String(body.length),
+      'cache-control': 'no-store',
+      'cache-status': statusHeader,
+    },
+    body,
+    outcome,
+  };
+}

@@ -1,0 +1,457 @@
+import { Readable } from 'node:stream';
+import type { Config } from '../config/types.js';
+import { EMPTY_DIRECTIVES, type Directives } from './cache/cache-control.js';
+import { HitForMiss, Invalidations, WaitingList } from './cache/coalesce.js';
+import { freshenedHeaders, notModifiedMatches, validatorHeaders } from './cache/conditional.js';
+import { decideLookup, mayServeOnError, type LookupDecision, type MissReason } from './cache/decide.js';
+import type { Entry } from './cache/entry.js';
+import { keyForLocation, requestTarget, type RequestTarget } from './cache/key.js';
+import { judgeResponse, makeEntry, requestDirectives, type EntryPlan, type PolicyOptions, type StorageVerdict } from './cache/policy.js';
+import { encodingBucket, variantOf } from './cache/vary.js';
+import { cacheStatus, deliverEntry, plainDelivery, remainingTtl, type CacheStatusFacts, type Delivery, type Outcome } from './deliver.js';
+import { ProxyError, upstreamError } from './errors.js';
+import { headerValue, type HeaderMap } from './http/headers.js';
+import type { Store } from './store/store.js';
+import { bufferBody, type Origin, type OriginResponse } from './upstream/origin.js';
+import { downstreamResponseHeaders, upstreamRequestHeaders } from './upstream/forward-headers.js';
+
+/**
+ * The request flow of a caching proxy (see design.md §1):
+ *
+ *   recv → key → lookup → decide ─┬─ hit ............ deliver
+ *                                 ├─ stale+swr ...... deliver stale, one background refresh
+ *                                 ├─ revalidate ..... conditional fetch (coalesced), 304 freshens
+ *                                 ├─ miss ........... one coalesced fetch, store, wake waiters
+ *                                 ├─ hit-for-miss ... straight to the origin, no queueing
+ *                                 └─ pass ........... straight to the origin (other methods)
+ *
+ * Decisions are pure functions in proxy/cache/; this class only carries
+ * them out. If the store fails, the request passes through to the origin.
+ */
+
+export interface ProxyRequest {
+  readonly method: string;
+  /** Path and query as received. */
+  readonly url: string;
+  readonly headers: HeaderMap;
+  /** The request body stream, when the method may carry one. */
+  readonly body: Readable | null;
+  readonly clientIp: string;
+  readonly protocol: 'http' | 'https';
+}
+
+export interface FlowDependencies {
+  readonly config: Config;
+  readonly store: Store;
+  readonly origin: Origin;
+  /** Epoch milliseconds. */
+  readonly clock: () => number;
+  /** In [0, 1); drives lifetime jitter. */
+  readonly random?: () => number;
+  /** Called for failures that are answered but worth a log line (store errors, refresh failures). */
+  readonly onError?: (error: unknown, context: string) => void;
+}
+
+/** What a fill hands to the requests that waited on it. */
+type SharedFill =
+  | { readonly kind: 'entry'; readonly entry: Entry; readonly facts: CacheStatusFacts }
+  /** The origin failed; waiters answer from stale content or with this error. */
+  | { readonly kind: 'failed'; readonly error: ProxyError }
+  /** The response could not be shared; each waiter asks the origin itself. */
+  | { readonly kind: 'unshareable' };
+
+interface FillResult {
+  readonly shared: SharedFill;
+  /** The leader's own answer (it may hold a stream only the leader can read). */
+  readonly leader: Delivery;
+}
+
+const CONDITIONAL_FIELDS = ['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range', 'range'];
+const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+export class Flow {
+  readonly #deps: FlowDependencies;
+  readonly #config: Config;
+  readonly #policy: PolicyOptions;
+  readonly #waiting = new WaitingList<FillResult>();
+  readonly #hitForMiss = new HitForMiss();
+  readonly invalidations = new Invalidations();
+  readonly #via: string;
+  readonly #strip: string[];
+
+  constructor(deps: FlowDependencies) {
+    this.#deps = deps;
+    this.#config = deps.config;
+    this.#policy = {
+      cache: deps.config.cache,
+      tags: deps.config.tags,
+      keepWithValidators: KEEP_WITH_VALIDATORS_MS,
+      random: deps.random ?? Math.random,
+    };
+    this.#via = `1.1 ${deps.config.cache.name}`;
+    this.#strip = deps.config.request.stripHeaders.filter((name) => !deps.config.key.headers.includes(name));
+  }
+
+  async handle(request: ProxyRequest): Promise<Delivery> {
+    const target = requestTarget(request.url, request.headers, this.#config.key);
+    if (request.method !== 'GET' && request.method !== 'HEAD') return this.#passUnsafe(request, target);
+
+    const directives = this.#config.cache.honorRequestCacheControl ? requestDirectives(request.headers) : EMPTY_DIRECTIVES;
+    const variants = await this.#lookup(target.key);
+    if (variants === 'store-failed') return this.#forward(request, target, { fwd: 'bypass', detail: 'store-error' }, 'pass', false);
+    const now = this.#deps.clock();
+    const decision = decideLookup(variants, { headers: request.headers, directives, hasAuthorization: request.headers['authorization'] !== undefined }, now);
+
+    if (decision.kind === 'hit') {
+      return this.#deliver(decision.entry, request, decision.stale ? 'stale' : 'hit', { hit: true, ttl: remainingTtl(decision.entry, now) });
+    }
+    if (decision.kind === 'stale-while-revalidate') {
+      this.#refreshInBackground(request, target, decision.entry);
+      return this.#deliver(decision.entry, request, 'stale', { hit: true, ttl: remainingTtl(decision.entry, now), detail: 'stale-while-revalidate' });
+    }
+    if (directives.has('only-if-cached')) return this.#error(new ProxyError('ONLY_IF_CACHED'), { fwd: 'miss' });
+    // Range requests are not stored or answered partially yet: a miss passes through with its Range intact.
+    if (request.headers['range'] !== undefined && decision.kind === 'miss') {
+      return this.#forward(request, target, { fwd: 'bypass', detail: 'range' }, 'pass', false);
+    }
+    if (decision.kind === 'miss' && this.#hitForMiss.has(target.key, now)) {
+      return this.#forward(request, target, { fwd: 'miss', detail: 'hit-for-miss' }, 'hitmiss', true);
+    }
+    return this.#fetchCoalesced(request, target, decision, directives, variants?.[0]);
+  }
+
+  /** Stops accepting background work; the store and origin are closed by their owner. */
+  get inFlight(): number {
+    return this.#waiting.size;
+  }
+
+  async #lookup(key: string): Promise<readonly Entry[] | undefined | 'store-failed'> {
+    try {
+      return await this.#deps.store.get(key);
+    } catch (error) {
+      this.#deps.onError?.(error, 'store lookup');
+      return 'store-failed';
+    }
+  }
+
+  /** Joins the fill for this key (or starts it) and answers from its result. */
+  async #fetchCoalesced(
+    request: ProxyRequest,
+    target: RequestTarget,
+    decision: Exclude<LookupDecision, { kind: 'hit' | 'stale-while-revalidate' }>,
+    directives: Directives,
+    known: Entry | undefined,
+  ): Promise<Delivery> {
+    const stale = decision.kind === 'revalidate' ? decision.entry : undefined;
+    const fwd = fwdReason(decision, directives);
+    const waitKey = waitKeyOf(target.key, request.headers, stale ?? known);
+    const pending = this.#waiting.pending(waitKey);
+    if (pending === undefined) {
+      const result = await this.#waiting.run(waitKey, () => this.#fill(request, target, stale, fwd));
+      return result.leader;
+    }
+    const shared = (await pending).shared;
+    return this.#answerWaiter(request, target, shared, stale, fwd);
+  }
+
+  #answerWaiter(request: ProxyRequest, target: RequestTarget, shared: SharedFill, stale: Entry | undefined, fwd: CacheStatusFacts['fwd']): Promise<Delivery> | Delivery {
+    const now = this.#deps.clock();
+    if (shared.kind === 'entry' && this.#usableBy(shared.entry, request)) {
+      return this.#deliver(shared.entry, request, outcomeOfFill(shared.facts), { ...shared.facts, collapsed: true, ttl: remainingTtl(shared.entry, now) });
+    }
+    if (shared.kind === 'failed') {
+      if (stale !== undefined && mayServeOnError(stale, now)) return this.#serveStaleOnError(stale, request, shared.error.message);
+      return this.#error(shared.error, { fwd, collapsed: true });
+    }
+    // Not shareable with this client: it asks the origin itself, at once.
+    return this.#forward(request, target, { fwd, detail: 'not-shareable' }, 'miss', true);
+  }
+
+  /** Whether an entry filled for another request may answer this one (its variant, RFC 9111 §3.5 for Authorization). */
+  #usableBy(entry: Entry, request: ProxyRequest): boolean {
+    if (request.headers['authorization'] !== undefined && !entry.sharedWithAuthorization) return false;
+    return entry.variant === '' || variantOf(request.headers, entry.vary) === entry.variant;
+  }
+
+  /**
+   * The one origin fetch for a key: a plain GET for a miss, or a conditional
+   * GET carrying the stale entry's validators (RFC 9111 §4.3.1).
+   */
+  async #fill(request: ProxyRequest, target: RequestTarget, stale: Entry | undefined, fwd: CacheStatusFacts['fwd']): Promise<FillResult> {
+    const stamp = this.invalidations.stamp();
+    const headers = this.#upstreamHeaders(request, target);
+    for (const name of CONDITIONAL_FIELDS) delete headers[name];
+    if (stale !== undefined) Object.assign(headers, validatorHeaders(stale));
+    headers['accept-encoding'] = encodingBucket(headerValue(request.headers, 'accept-encoding'));
+
+    const requestTime = this.#deps.clock();
+    let response: OriginResponse;
+    try {
+      response = await this.#deps.origin.request({ method: 'GET', path: target.upstreamPath, headers, body: null });
+    } catch (error) {
+      return this.#failedFill(upstreamError(error), request, stale, fwd);
+    }
+    const responseTime = this.#deps.clock();
+    const responseHeaders = downstreamResponseHeaders(response.headers, this.#via);
+
+    if (stale !== undefined && response.status === 304 && notModifiedMatches(responseHeaders, stale)) {
+      response.body.resume();
+      return this.#freshen(request, stale, responseHeaders, requestTime, responseTime, stamp);
+    }
+    if (stale !== undefined && response.status >= 500 && mayServeOnError(stale, responseTime)) {
+      response.body.resume();
+      const delivery = this.#serveStaleOnError(stale, request, `origin status ${response.status}`, response.status);
+      return { shared: { kind: 'entry', entry: stale, facts: { fwd: 'stale', fwdStatus: response.status, detail: 'stale-if-error' } }, leader: delivery };
+    }
+
+    const verdict = this.#judge(request, response.status, responseHeaders, requestTime, responseTime);
+    const facts: CacheStatusFacts = { fwd, fwdStatus: response.status };
+    if (!verdict.store) {
+      if (stale !== undefined) this.#deleteVariant(stale);
+      if (response.status < 500) this.#hitForMiss.mark(target.key, responseTime + this.#config.cache.hitForMissTtl);
+      const leader = this.#streamed(request, response, { ...facts, detail: verdict.reason }, 'miss');
+      return { shared: { kind: 'unshareable' }, leader };
+    }
+    return this.#storeAndDeliver(request, target, response, verdict.plan, facts, stamp);
+  }
+
+  /** Reads a storable response's body (up to the object limit), stores it and answers the leader. */
+  async #storeAndDeliver(request: ProxyRequest, target: RequestTarget, response: OriginResponse, plan: EntryPlan, facts: CacheStatusFacts, stamp: number): Promise<FillResult> {
+    const limit = this.#config.cache.memory.maxObjectSize;
+    const declared = Number(headerValue(response.headers, 'content-length') ?? NaN);
+    if (declared > limit) return this.#tooLarge(request, target, response, facts, [], response.body);
+
+    let buffered;
+    try {
+      buffered = await bufferBody(response.body, limit);
+    } catch (error) {
+      // The origin failed mid-body: nothing is stored, nothing truncated reaches a client.
+      return this.#failedFill(upstreamError(error), request, undefined, facts.fwd);
+    }
+    if (!buffered.complete) return this.#tooLarge(request, target, response, facts, buffered.head, buffered.rest);
+
+    const now = this.#deps.clock();
+    const entry = makeEntry(withBodyLength(plan, buffered.body), target.key, variantOf(request.headers, plan.vary), buffered.body, now, KEEP_WITH_VALIDATORS_MS);
+    const stored = this.invalidations.mayStore(target.key, stamp) && (await this.#save(entry));
+    if (stored) this.#hitForMiss.clear(target.key);
+    const storedFacts = { ...facts, stored };
+    return {
+      shared: { kind: 'entry', entry, facts: storedFacts },
+      leader: this.#deliver(entry, request, 'miss', { ...storedFacts, ttl: remainingTtl(entry, now) }),
+    };
+  }
+
+  /** An object above the size limit: streamed to the leader, never buffered whole, never stored. */
+  #tooLarge(request: ProxyRequest, target: RequestTarget, response: OriginResponse, facts: CacheStatusFacts, head: Buffer[], rest: Readable): FillResult {
+    this.#hitForMiss.mark(target.key, this.#deps.clock() + this.#config.cache.hitForMissTtl);
+    const body = head.length === 0 ? rest : Readable.from(concatStreams(head, rest));
+    return { shared: { kind: 'unshareable' }, leader: this.#streamed(request, { ...response, body }, { ...facts, detail: 'too-large' }, 'miss') };
+  }
+
+  /** A 304 from the origin: the stored entry's headers are updated and its lifetime renewed (RFC 9111 §4.3.4). */
+  async #freshen(request: ProxyRequest, stale: Entry, notModified: HeaderMap, requestTime: number, responseTime: number, stamp: number): Promise<FillResult> {
+    const merged = freshenedHeaders(stale.headers, notModified);
+    const verdict = this.#judge(request, stale.status, merged, requestTime, responseTime);
+    const facts: CacheStatusFacts = { fwd: 'stale', fwdStatus: 304 };
+    const now = this.#deps.clock();
+    if (!verdict.store) {
+      // The origin no longer lets us keep it: this request is still answered from the validated body.
+      this.#deleteVariant(stale);
+      const transient = makeEntry(transientPlan(stale, merged, requestTime, responseTime), stale.key, stale.variant, stale.body, now, 0);
+      return { shared: { kind: 'unshareable' }, leader: this.#deliver(transient, request, 'revalidated', facts) };
+    }
+    const plan = verdict.plan.tags.length === 0 ? { ...verdict.plan, tags: stale.tags } : verdict.plan;
+    const entry = makeEntry(plan, stale.key, stale.variant, stale.body, now, KEEP_WITH_VALIDATORS_MS);
+    const stored = this.invalidations.mayStore(stale.key, stamp) && (await this.#save(entry));
+    const storedFacts = { ...facts, stored };
+    return {
+      shared: { kind: 'entry', entry, facts: storedFacts },
+      leader: this.#deliver(entry, request, 'revalidated', { ...storedFacts, ttl: remainingTtl(entry, now) }),
+    };
+  }
+
+  #failedFill(error: ProxyError, request: ProxyRequest, stale: Entry | undefined, fwd: CacheStatusFacts['fwd']): FillResult {
+    this.#deps.onError?.(error, 'origin fetch');
+    const leader =
+      stale !== undefined && mayServeOnError(stale, this.#deps.clock())
+        ? this.#serveStaleOnError(stale, request, error.message)
+        : this.#error(error, { fwd });
+    return { shared: { kind: 'failed', error }, leader };
+  }
+
+  /** stale-while-revalidate: at most one refresh per key runs, whoever asks (RFC 5861 §3). */
+  #refreshInBackground(request: ProxyRequest, target: RequestTarget, stale: Entry): void {
+    const waitKey = waitKeyOf(target.key, request.headers, stale);
+    if (this.#waiting.pending(waitKey) !== undefined) return;
+    const refreshRequest: ProxyRequest = { ...request, method: 'GET', body: null };
+    this.#waiting
+      .run(waitKey, () => this.#fill(refreshRequest, target, stale, 'stale'))
+      .then((result) => discardBody(result.leader))
+      .catch((error: unknown) => this.#deps.onError?.(error, 'background refresh'));
+  }
+
+  /**
+   * The client's own request, sent as it is (hit-for-miss, unshareable
+   * waiters, bypasses). When allowed, a storable answer is still stored.
+   */
+  async #forward(request: ProxyRequest, target: RequestTarget, facts: CacheStatusFacts, outcome: Outcome, mayStore: boolean): Promise<Delivery> {
+    const stamp = this.invalidations.stamp();
+    const requestTime = this.#deps.clock();
+    let response: OriginResponse;
+    try {
+      response = await this.#deps.origin.request({ method: request.method, path: target.upstreamPath, headers: this.#upstreamHeaders(request, target), body: request.body });
+    } catch (error) {
+      const failure = upstreamError(error);
+      this.#deps.onError?.(failure, 'origin fetch');
+      return this.#error(failure, facts);
+    }
+    const responseTime = this.#deps.clock();
+    const withStatus = { ...facts, fwdStatus: response.status };
+    const conditional = CONDITIONAL_FIELDS.some((name) => request.headers[name] !== undefined);
+    if (mayStore && request.method === 'GET' && !conditional && response.status !== 206) {
+      const verdict = this.#judge(request, response.status, downstreamResponseHeaders(response.headers, this.#via), requestTime, responseTime);
+      if (verdict.store) return (await this.#storeAndDeliver(request, target, response, verdict.plan, withStatus, stamp)).leader;
+    }
+    return this.#streamed(request, response, withStatus, outcome);
+  }
+
+  /** Methods other than GET/HEAD go straight through; a success invalidates what they changed (RFC 9111 §4.4). */
+  async #passUnsafe(request: ProxyRequest, target: RequestTarget): Promise<Delivery> {
+    const delivery = await this.#forward(request, target, { fwd: 'method' }, 'pass', false);
+    if (UNSAFE_METHODS.has(request.method) && delivery.status < 400 && delivery.outcome !== 'error') {
+      await this.#invalidate(target.key);
+      for (const name of ['location', 'content-location']) {
+        const location = headerValue(delivery.headers, name);
+        const key = location === undefined ? undefined : keyForLocation(location, target.host, this.#config.key, request.headers);
+        if (key !== undefined && key !== target.key) await this.#invalidate(key);
+      }
+    }
+    return delivery;
+  }
+
+  async #invalidate(key: string): Promise<void> {
+    this.invalidations.invalidate(key);
+    this.#hitForMiss.clear(key);
+    try {
+      await this.#deps.store.delete(key);
+    } catch (error) {
+      this.#deps.onError?.(error, 'store delete');
+    }
+  }
+
+  #judge(request: ProxyRequest, status: number, headers: HeaderMap, requestTime: number, responseTime: number): StorageVerdict {
+    return judgeResponse({ requestMethod: 'GET', requestHeaders: request.headers, status, headers, requestTime, responseTime }, this.#policy);
+  }
+
+  async #save(entry: Entry): Promise<boolean> {
+    try {
+      await this.#deps.store.set(entry);
+      return true;
+    } catch (error) {
+      this.#deps.onError?.(error, 'store write');
+      return false;
+    }
+  }
+
+  #deleteVariant(entry: Entry): void {
+    const store = this.#deps.store as Store & { deleteVariant?(entry: Entry): unknown };
+    try {
+      if (store.deleteVariant !== undefined) void store.deleteVariant(entry);
+      else void store.delete(entry.key);
+    } catch (error) {
+      this.#deps.onError?.(error, 'store delete');
+    }
+  }
+
+  #upstreamHeaders(request: ProxyRequest, target: RequestTarget): HeaderMap {
+    return upstreamRequestHeaders(request.headers, {
+      clientIp: request.clientIp,
+      protocol: request.protocol,
+      host: target.host,
+      via: this.#via,
+      upstreamHost: this.#config.origin.preserveHost ? target.host : this.#deps.origin.host,
+      strip: this.#strip,
+    });
+  }
+
+  #deliver(entry: Entry, request: ProxyRequest, outcome: Outcome, facts: CacheStatusFacts): Delivery {
+    return deliverEntry(entry, request, this.#deps.clock(), outcome, cacheStatus(this.#config.cache.name, facts));
+  }
+
+  #serveStaleOnError(stale: Entry, request: ProxyRequest, why: string, fwdStatus?: number): Delivery {
+    this.#deps.onError?.(new Error(why), 'served stale because the origin failed');
+    const facts: CacheStatusFacts = { fwd: 'stale', ttl: remainingTtl(stale, this.#deps.clock()), detail: 'stale-if-error' };
+    return this.#deliver(stale, request, 'stale', fwdStatus === undefined ? facts : { ...facts, fwdStatus });
+  }
+
+  #streamed(request: ProxyRequest, response: OriginResponse, facts: CacheStatusFacts, outcome: Outcome): Delivery {
+    const headers = downstreamResponseHeaders(response.headers, this.#via);
+    if (this.#config.tags.strip) for (const name of this.#config.tags.headers) delete headers[name];
+    headers['cache-status'] = cacheStatus(this.#config.cache.name, facts);
+    if (request.method === 'HEAD' || response.status === 304 || response.status === 204) {
+      response.body.resume();
+      return { status: response.status, headers, body: null, outcome };
+    }
+    return { status: response.status, headers, body: response.body, outcome };
+  }
+
+  #error(error: ProxyError, facts: CacheStatusFacts): Delivery {
+    return plainDelivery(error.status, error.message, 'error', cacheStatus(this.#config.cache.name, { ...facts, detail: error.code.toLowerCase() }));
+  }
+}
+
+/** A stale entry with validators is kept this long after its last usable moment, for conditional revalidation. */
+const KEEP_WITH_VALIDATORS_MS = 60 * 60 * 1000;
+
+/** Fills are shared per key, and per variant when the key is known to vary. */
+function waitKeyOf(key: string, headers: HeaderMap, known: Entry | undefined): string {
+  if (known === undefined || known.vary.length === 0) return key;
+  return `${key}\n${variantOf(headers, known.vary)}`;
+}
+
+function fwdReason(decision: { kind: 'miss'; reason: MissReason } | { kind: 'revalidate'; entry: Entry }, directives: Directives): CacheStatusFacts['fwd'] {
+  if (decision.kind === 'miss') return decision.reason;
+  return directives.has('no-cache') || directives.has('max-age') || directives.has('min-fresh') ? 'request' : 'stale';
+}
+
+function outcomeOfFill(facts: CacheStatusFacts): Outcome {
+  if (facts.detail === 'stale-if-error') return 'stale';
+  return facts.fwdStatus === 304 ? 'revalidated' : 'miss';
+}
+
+/** The stored body's real length replaces whatever framing the origin used. */
+function withBodyLength(plan: EntryPlan, body: Buffer): EntryPlan {
+  if (plan.status === 204 || plan.status === 304) return plan;
+  return { ...plan, headers: { ...plan.headers, 'content-length': String(body.length) } };
+}
+
+/** A one-request view of a validated response that may not be stored. */
+function transientPlan(stale: Entry, headers: HeaderMap, requestTime: number, responseTime: number): EntryPlan {
+  const kept: Record<string, string | string[]> = {};
+  for (const name in headers) if (headers[name] !== undefined) kept[name] = headers[name]!;
+  return {
+    status: stale.status,
+    headers: kept,
+    vary: stale.vary,
+    lifetime: { ms: 0, source: 'none' },
+    initialAge: 0,
+    requestTime,
+    responseTime,
+    staleWhileRevalidate: 0,
+    staleIfError: 0,
+    noCache: true,
+    mustRevalidate: true,
+    immutable: false,
+    sharedWithAuthorization: false,
+    tags: stale.tags,
+  };
+}
+
+async function* concatStreams(head: Buffer[], rest: Readable): AsyncGenerator<Buffer> {
+  yield* head;
+  for await (const chunk of rest) yield chunk as Buffer;
+}
+
+function discardBody(delivery: Delivery): void {
+  if (delivery.body instanceof Readable) delivery.body.resume();
+}

@@ -1,0 +1,92 @@
+import { channel } from 'node:diagnostics_channel';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Config } from '../config/types.js';
+import type { Delivery, Outcome } from './deliver.js';
+import { Flow, type FlowDependencies } from './flow.js';
+
+/**
+ * The proxy listener: a Fastify app with one catch-all route that hands
+ * every request to the flow and writes the Delivery it returns. Built
+ * without listening, so tests and main decide where it listens.
+ */
+
+/** Published once per answered request; metrics and logs subscribe (design.md §3). */
+export interface RequestEvent {
+  readonly method: string;
+  readonly url: string;
+  readonly status: number;
+  readonly outcome: Outcome;
+  readonly durationMs: number;
+}
+
+export const requestChannel = channel('lacquer:request');
+
+export interface ProxyServer {
+  readonly app: FastifyInstance;
+  readonly flow: Flow;
+}
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+
+export function buildProxyServer(deps: FlowDependencies & { logger?: boolean | object }): ProxyServer {
+  const flow = new Flow(deps);
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    logController: new LogController({ disableRequestLogging: true }),
+    return503OnClosing: true,
+    // Bodies are streamed to the origin untouched, so Fastify never buffers them.
+    bodyLimit: Number.MAX_SAFE_INTEGER,
+  });
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null));
+
+  app.route({
+    method: METHODS,
+    url: '/*',
+    handler: async (request, reply) => {
+      const started = performance.now();
+      const delivery = await flow.handle({
+        method: request.method,
+        url: request.url,
+        headers: request.headers,
+        body: hasBody(request) ? request.raw : null,
+        clientIp: request.socket.remoteAddress ?? '',
+        protocol: 'http',
+      });
+      if (requestChannel.hasSubscribers) {
+        const event: RequestEvent = {
+          method: request.method,
+          url: request.url,
+          status: delivery.status,
+          outcome: delivery.outcome,
+          durationMs: performance.now() - started,
+        };
+        requestChannel.publish(event);
+      }
+      return send(reply, delivery);
+    },
+  });
+
+  app.setErrorHandler((error, request, reply) => {
+    request.log.error({ err: error }, 'request failed inside the proxy');
+    const status = typeof (error as { statusCode?: unknown }).statusCode === 'number' && (error as { statusCode: number }).statusCode < 500 ? (error as { statusCode: number }).statusCode : 500;
+    void reply.code(status).header('content-type', 'text/plain; charset=utf-8').header('cache-control', 'no-store').send(status < 500 ? 'Bad Request\n' : 'Internal Server Error\n');
+  });
+
+  return { app, flow };
+}
+
+function hasBody(request: FastifyRequest): boolean {
+  const headers = request.headers;
+  return headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
+}
+
+function send(reply: FastifyReply, delivery: Delivery): FastifyReply {
+  reply.code(delivery.status);
+  for (const name in delivery.headers) {
+    const value = delivery.headers[name];
+    if (value !== undefined) reply.header(name, value);
+  }
+  return reply.send(delivery.body ?? undefined);
+}

@@ -1,0 +1,127 @@
+import { LRUCache } from 'lru-cache';
+import type { Entry } from '../cache/entry.js';
+import type { RemovalReason, Store, StoreListener } from './store.js';
+
+export interface MemoryStoreOptions {
+  /** Bytes the tier may hold, counting every entry's `size`. */
+  maxSize: number;
+  /** Most variants kept per key; storing one more drops the oldest. */
+  maxVariants: number;
+  /** Current time in epoch ms. */
+  clock: () => number;
+  listener?: StoreListener;
+}
+
+/**
+ * The memory tier: an LRU over keys, bounded in bytes. Each key holds its
+ * variants as one small array, so the LRU order and the size accounting
+ * are per key. Bodies are Buffers, outside the V8 heap.
+ */
+export class MemoryStore implements Store {
+  readonly #lru: LRUCache<string, readonly Entry[]>;
+  readonly #options: MemoryStoreOptions;
+  /** Why the next dispose happens when it is not the LRU's own eviction. */
+  #removal: RemovalReason | undefined;
+
+  constructor(options: MemoryStoreOptions) {
+    this.#options = options;
+    this.#lru = new LRUCache<string, readonly Entry[]>({
+      maxSize: options.maxSize,
+      sizeCalculation: (variants) => Math.max(1, sumSizes(variants)),
+      noDisposeOnSet: true,
+      dispose: (variants, _key, reason) => {
+        const why: RemovalReason = this.#removal ?? (reason === 'evict' ? 'evict' : 'delete');
+        for (const entry of variants) this.#options.listener?.onRemove?.(entry, why);
+      },
+    });
+  }
+
+  get(key: string): readonly Entry[] | undefined {
+    const variants = this.#lru.get(key);
+    if (variants === undefined) return undefined;
+    const now = this.#options.clock();
+    // Stores judge only deleteAt; a key whose variants are all past it is gone.
+    if (variants.every((entry) => entry.deleteAt > now)) return variants;
+    const live = this.#replaceVariants(key, variants, (entry) => entry.deleteAt > now, 'expire');
+    return live.length === 0 ? undefined : live;
+  }
+
+  set(entry: Entry): void {
+    if (entry.size > this.#options.maxSize) return;
+    const previous = this.#lru.peek(entry.key) ?? [];
+    const others = previous.filter((stored) => stored.variant !== entry.variant);
+    const replaced = previous.filter((stored) => stored.variant === entry.variant);
+    // Newest first; beyond the cap the oldest variants go, so a Vary explosion cannot grow a key without bound.
+    const kept = [entry, ...others].slice(0, this.#options.maxVariants);
+    const dropped = others.slice(this.#options.maxVariants - 1);
+    this.#lru.set(entry.key, kept);
+    for (const old of replaced) this.#options.listener?.onRemove?.(old, 'replace');
+    for (const old of dropped) this.#options.listener?.onRemove?.(old, 'evict');
+    if (this.#lru.has(entry.key)) this.#options.listener?.onStore?.(entry);
+  }
+
+  delete(key: string): number {
+    const variants = this.#lru.peek(key);
+    if (variants === undefined) return 0;
+    this.#withReason('delete', () => this.#lru.delete(key));
+    return variants.length;
+  }
+
+  /** Removes one stored variant (e.g. when a revalidation says it may no longer be stored). */
+  deleteVariant(entry: Entry): void {
+    const variants = this.#lru.peek(entry.key);
+    if (variants === undefined) return;
+    this.#replaceVariants(entry.key, variants, (stored) => stored !== entry, 'delete');
+  }
+
+  *keys(): Iterable<string> {
+    yield* this.#lru.keys();
+  }
+
+  sweep(now: number): number {
+    let removed = 0;
+    for (const [key, variants] of [...this.#lru.entries()]) {
+      const before = variants.length;
+      removed += before - this.#replaceVariants(key, variants, (entry) => entry.deleteAt > now, 'expire').length;
+    }
+    return removed;
+  }
+
+  stats(): { entries: number; bytes: number; maxBytes: number } {
+    let entries = 0;
+    for (const variants of this.#lru.values()) entries += variants.length;
+    return { entries, bytes: this.#lru.calculatedSize, maxBytes: this.#options.maxSize };
+  }
+
+  close(): void {
+    this.#withReason('delete', () => this.#lru.clear());
+  }
+
+  /** Keeps the variants that pass `keep`, reporting the others as removed for `reason`. */
+  #replaceVariants(key: string, variants: readonly Entry[], keep: (entry: Entry) => boolean, reason: RemovalReason): readonly Entry[] {
+    const live = variants.filter(keep);
+    if (live.length === variants.length) return variants;
+    if (live.length === 0) {
+      this.#withReason(reason, () => this.#lru.delete(key));
+      return live;
+    }
+    this.#lru.set(key, live, { noUpdateTTL: true });
+    for (const entry of variants) if (!live.includes(entry)) this.#options.listener?.onRemove?.(entry, reason);
+    return live;
+  }
+
+  #withReason(reason: RemovalReason, action: () => void): void {
+    this.#removal = reason;
+    try {
+      action();
+    } finally {
+      this.#removal = undefined;
+    }
+  }
+}
+
+function sumSizes(variants: readonly Entry[]): number {
+  let size = 0;
+  for (const entry of variants) size += entry.size;
+  return size;
+}

@@ -1,0 +1,72 @@
+import { tokenList, type HeaderMap } from '../http/headers.js';
+
+/**
+ * Header rewriting at the proxy's two boundaries (RFC 9110 §7.6): hop-by-hop
+ * fields never cross, Via records us, X-Forwarded-* tell the origin who
+ * asked, and headers that could poison the cache are removed.
+ */
+
+/** Connection-specific fields (RFC 9110 §7.6.1), plus the legacy ones peers still send. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+]);
+
+/** A copy of `headers` without hop-by-hop fields and the fields the Connection header names. */
+export function withoutHopByHop(headers: HeaderMap): HeaderMap {
+  const named = tokenList(headers, 'connection');
+  const copy: HeaderMap = {};
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name) || named.includes(name) || headers[name] === undefined) continue;
+    copy[name] = headers[name];
+  }
+  return copy;
+}
+
+export interface ForwardContext {
+  /** The client's address as the socket reports it. */
+  readonly clientIp: string;
+  readonly protocol: 'http' | 'https';
+  /** The Host the client asked for. */
+  readonly host: string;
+  /** Our Via token, e.g. "1.1 lacquer". */
+  readonly via: string;
+  /** The Host to send upstream (the origin's own, or the client's when preserving it). */
+  readonly upstreamHost: string;
+  /** Request headers removed to prevent poisoning, already excluding keyed ones. */
+  readonly strip: readonly string[];
+}
+
+/** The request headers sent to the origin for a client request. */
+export function upstreamRequestHeaders(client: HeaderMap, context: ForwardContext): HeaderMap {
+  const headers = withoutHopByHop(client);
+  for (const name of context.strip) delete headers[name];
+  headers['host'] = context.upstreamHost;
+  headers['via'] = appendToList(headers['via'], context.via);
+  headers['x-forwarded-for'] = appendToList(headers['x-forwarded-for'], context.clientIp);
+  headers['x-forwarded-proto'] = context.protocol;
+  // Set from the keyed Host, never passed through from the client: an unkeyed X-Forwarded-Host poisons caches.
+  headers['x-forwarded-host'] = context.host;
+  return headers;
+}
+
+/** The response headers passed to the client, with our Via added. */
+export function downstreamResponseHeaders(origin: HeaderMap, via: string): HeaderMap {
+  const headers = withoutHopByHop(origin);
+  headers['via'] = appendToList(headers['via'], via);
+  return headers;
+}
+
+function appendToList(existing: string | string[] | undefined, member: string): string {
+  if (existing === undefined) return member;
+  const joined = Array.isArray(existing) ? existing.join(', ') : existing;
+  return joined === '' ? member : `${joined}, ${member}`;
+}

@@ -1,0 +1,94 @@
+import type { Readable } from 'node:stream';
+import { Pool } from 'undici';
+import type { OriginOptions } from '../../config/types.js';
+import { upstreamError } from '../errors.js';
+import type { HeaderMap } from '../http/headers.js';
+
+export interface OriginRequest {
+  readonly method: string;
+  /** Path and query, before the origin's path prefix. */
+  readonly path: string;
+  readonly headers: HeaderMap;
+  /** The request body, streamed as it arrives; null when there is none. */
+  readonly body: Readable | null;
+}
+
+export interface OriginResponse {
+  readonly status: number;
+  readonly headers: HeaderMap;
+  /** Must be consumed or destroyed, or the pooled connection is held. */
+  readonly body: Readable;
+}
+
+/**
+ * The origin as a transport: an undici pool with the configured timeouts.
+ * Every failure leaves here as a ProxyError with a gateway status.
+ */
+export class Origin {
+  readonly url: URL;
+  readonly #pool: Pool;
+  readonly #prefix: string;
+  readonly #options: OriginOptions;
+
+  constructor(url: string, options: OriginOptions) {
+    this.url = new URL(url);
+    this.#options = options;
+    this.#prefix = this.url.pathname.replace(/\/+$/, '');
+    this.#pool = new Pool(this.url.origin, {
+      connections: options.connections,
+      connect: { timeout: options.connectTimeout },
+      headersTimeout: options.headersTimeout,
+      bodyTimeout: options.bodyTimeout,
+      // Keep-alive sockets the origin may already have closed are a common source of spurious resets.
+      keepAliveTimeout: 4_000,
+    });
+  }
+
+  /** The Host value that names the origin itself. */
+  get host(): string {
+    return this.url.host;
+  }
+
+  async request(request: OriginRequest): Promise<OriginResponse> {
+    try {
+      const response = await this.#pool.request({
+        method: request.method as 'GET',
+        path: this.#prefix + request.path,
+        headers: request.headers as Record<string, string | string[]>,
+        body: request.body,
+        headersTimeout: this.#options.headersTimeout,
+        bodyTimeout: this.#options.bodyTimeout,
+      });
+      return { status: response.statusCode, headers: response.headers as HeaderMap, body: response.body };
+    } catch (error) {
+      throw upstreamError(error);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.close();
+  }
+}
+
+export type BufferedBody =
+  | { readonly complete: true; readonly body: Buffer }
+  /** The body passed `limit`: what was read so far and the unread rest, to be streamed on. */
+  | { readonly complete: false; readonly head: Buffer[]; readonly rest: Readable };
+
+/** Reads a body into memory up to `limit` bytes; a body that is longer is handed back for streaming. */
+export async function bufferBody(body: Readable, limit: number): Promise<BufferedBody> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  try {
+    // destroyOnReturn: false, so leaving the loop early hands back a live stream rather than a destroyed one.
+    for await (const chunk of body.iterator({ destroyOnReturn: false })) {
+      const buffer = chunk as Buffer;
+      chunks.push(buffer);
+      length += buffer.length;
+      if (length > limit) return { complete: false, head: chunks, rest: body };
+    }
+  } catch (error) {
+    throw upstreamError(error);
+  }
+  return { complete: true, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length) };
+}
