@@ -152,3 +152,46 @@ describe('request Cache-Control (RFC 9111 §5.2.1)', () => {
     expect(origin!.hits()).toBe(2);
   });
 });
+
+describe('request bodies', () => {
+  it('streams a request body to the origin as it arrives, without waiting for the end', async () => {
+    const { request: httpRequest } = await import('node:http');
+    let firstChunkSeen!: () => void;
+    const seen = new Promise<void>((resolve) => (firstChunkSeen = resolve));
+    let received = 0;
+    const { createServer } = await import('node:http');
+    const streamingOrigin = createServer((req, res) => {
+      req.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        firstChunkSeen();
+      });
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(`received ${received}`);
+      });
+    });
+    await new Promise<void>((resolve) => streamingOrigin.listen(0, '127.0.0.1', resolve));
+    const port = (streamingOrigin.address() as { port: number }).port;
+    proxy = await startProxy(`http://127.0.0.1:${port}`);
+    try {
+      const { hostname, port: proxyPort } = new URL(proxy.url);
+      const answer = new Promise<string>((resolve, reject) => {
+        const req = httpRequest({ host: hostname, port: proxyPort, method: 'PUT', path: '/upload', headers: { 'transfer-encoding': 'chunked' } }, (res) => {
+          let text = '';
+          res.on('data', (chunk) => (text += chunk));
+          res.on('end', () => resolve(text));
+        });
+        req.on('error', reject);
+        req.write(Buffer.alloc(64 * 1024, 1));
+        // The rest is sent only once the origin has the first part: a buffering proxy would deadlock here.
+        void seen.then(() => {
+          for (let i = 0; i < 15; i++) req.write(Buffer.alloc(64 * 1024, 2));
+          req.end();
+        });
+      });
+      expect(await answer).toBe(`received ${16 * 64 * 1024}`);
+    } finally {
+      await new Promise<void>((resolve) => streamingOrigin.close(() => resolve()));
+    }
+  });
+});
