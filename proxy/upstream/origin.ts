@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import type { OriginOptions } from '../../config/types.js';
-import { upstreamError } from '../errors.js';
+import { ProxyError, upstreamError } from '../errors.js';
 import type { HeaderMap } from '../http/headers.js';
 
 export interface OriginRequest {
@@ -59,6 +59,13 @@ export class Origin {
         headersTimeout: this.#options.headersTimeout,
         bodyTimeout: this.#options.bodyTimeout,
       });
+      // A body nobody reads to the end (discarded, or abandoned when a client
+      // leaves) may still fail; without a listener that error would end the process.
+      response.body.on('error', ignoreError);
+      if (response.statusCode < 100 || response.statusCode > 599) {
+        response.body.destroy();
+        throw new ProxyError('ORIGIN_BAD_RESPONSE', { detail: `invalid status ${response.statusCode}` });
+      }
       return { status: response.statusCode, headers: response.headers as HeaderMap, body: response.body };
     } catch (error) {
       throw upstreamError(error);
@@ -69,6 +76,8 @@ export class Origin {
     await this.#pool.close();
   }
 }
+
+function ignoreError(): void {}
 
 export type BufferedBody =
   | { readonly complete: true; readonly body: Buffer }
