@@ -1,70 +1,68 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDocument } from 'yaml';
-import type { ZodError } from 'zod';
+import type { z } from 'zod';
 import { ConfigError, type ConfigIssue } from './errors.js';
-import { configSchema } from './schema.js';
+import { configSchema, defaults } from './schema.js';
 import type { Config } from './types.js';
 
 /**
- * Loading: defaults < the YAML file < environment < command-line flags,
- * then validation, then a deep freeze. Overrides are applied to the raw
- * document before validation, so a bad value from any source is reported
- * against the field it sets.
+ * Loading: defaults < the YAML file < environment < command-line flags, then
+ * validation, then a deep freeze. Overrides are written into the raw document
+ * before validation, so a bad value from any source is reported against the
+ * field it sets (`origin.url`, not `LACQUER_ORIGIN`).
  */
 
 export interface LoadOptions {
+  /** Command-line arguments without the node and script paths (`process.argv.slice(2)`). Default []. */
   argv?: string[];
+  /** Default `process.env`. */
   env?: NodeJS.ProcessEnv;
+  /** Where a relative config file name is resolved. Default `process.cwd()`. */
   cwd?: string;
 }
 
 export interface LoadedConfig {
   readonly config: Config;
-  /** The file that was read, or null when none was. */
+  /** The absolute path of the file that was read, or null when none was. */
   readonly file: string | null;
-  /** `--help` was asked for; nothing else was validated. */
+  /** `--help` was given: the caller prints `helpText()`; `config` holds the defaults and nothing was read. */
   readonly help: boolean;
 }
 
 const DEFAULT_FILE = 'proxy.config.yaml';
 
 /** Each override: the flag, the environment variable and the field they set. */
-const OVERRIDES = [
+const OVERRIDES: readonly { flag?: 'listen' | 'origin' | 'admin'; env: string; path: readonly string[] }[] = [
   { flag: 'listen', env: 'LACQUER_LISTEN', path: ['listen'] },
   { flag: 'origin', env: 'LACQUER_ORIGIN', path: ['origin', 'url'] },
   { flag: 'admin', env: 'LACQUER_ADMIN', path: ['admin'] },
-  { flag: undefined, env: 'LACQUER_LOG_LEVEL', path: ['log', 'level'] },
-] as const;
+  { env: 'LACQUER_LOG_LEVEL', path: ['log', 'level'] },
+];
 
 export function loadConfig(options: LoadOptions = {}): LoadedConfig {
-  const env = options.env ?? {};
+  const env = options.env ?? process.env;
   const cwd = options.cwd ?? process.cwd();
   const flags = parseFlags(options.argv ?? []);
-  if (flags.help === true) return { config: deepFreeze(configSchema.parse({})), file: null, help: true };
+  if (flags.help === true) return { config: deepFreeze(defaults()), file: null, help: true };
 
-  const named = flags.config ?? env['LACQUER_CONFIG'];
-  const file = resolve(cwd, named ?? DEFAULT_FILE);
-  let raw: Record<string, unknown> = {};
-  let readFile: string | null = null;
-  if (existsSync(file)) {
-    raw = readYaml(file);
-    readFile = file;
-  } else if (named !== undefined) {
-    throw new ConfigError([{ path: named, message: 'config file not found' }]);
-  }
+  const source = configFileSource(flags, env);
+  const file = resolve(cwd, source?.name ?? DEFAULT_FILE);
+  const text = readConfigFile(file, source?.by);
+  const raw = text === null ? {} : parseYaml(text, file);
 
   for (const override of OVERRIDES) {
+    // An empty variable is how shells and compose files spell "unset".
     const fromEnv = env[override.env];
     if (fromEnv !== undefined && fromEnv !== '') setPath(raw, override.path, fromEnv);
     const fromFlag = override.flag === undefined ? undefined : flags[override.flag];
     if (fromFlag !== undefined) setPath(raw, override.path, fromFlag);
   }
 
-  const parsed = configSchema.safeParse(raw);
+  const parsed = configSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) throw new ConfigError(issuesOf(parsed.error));
-  return { config: deepFreeze(parsed.data), file: readFile, help: false };
+  return { config: deepFreeze(parsed.data), file: text === null ? null : file, help: false };
 }
 
 interface Flags {
@@ -76,8 +74,9 @@ interface Flags {
 }
 
 function parseFlags(argv: string[]): Flags {
+  let parsed;
   try {
-    const { values, positionals } = parseArgs({
+    parsed = parseArgs({
       args: argv,
       strict: true,
       allowPositionals: true,
@@ -89,29 +88,76 @@ function parseFlags(argv: string[]): Flags {
         help: { type: 'boolean', short: 'h' },
       },
     });
-    if (positionals.length > 0) throw new ConfigError([{ path: positionals[0]!, message: 'unexpected argument (see --help)' }]);
-    return values;
   } catch (error) {
-    if (error instanceof ConfigError) throw error;
-    const message = (error as Error).message;
-    const flag = /'(-{1,2}[^']+)'/.exec(message)?.[1] ?? 'arguments';
-    throw new ConfigError([{ path: flag, message: `${message.replace(/\. To specify.*$/s, '')} (see --help)` }]);
+    throw new ConfigError([flagIssue(error)]);
+  }
+  const [positional] = parsed.positionals;
+  if (positional !== undefined) {
+    throw new ConfigError([{ path: positional, message: 'unexpected argument; lacquer takes only options (see --help)' }]);
+  }
+  return parsed.values;
+}
+
+/** parseArgs messages carry advice about positionals that does not apply here; say it in our own words. */
+function flagIssue(error: unknown): ConfigIssue {
+  const { code, message } = error as { code?: string; message?: string };
+  // Messages quote the flag as '--origin', '-c, --config <value>' or '-x'; report the long name when there is one.
+  const flag = /'(?:-\w, )?(-{1,2}[^' ]+)/.exec(message ?? '')?.[1] ?? 'arguments';
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return { path: flag, message: 'unknown option (see --help)' };
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    const text = message ?? '';
+    if (text.includes('does not take an argument')) return { path: flag, message: 'takes no value (see --help)' };
+    if (text.includes('ambiguous')) return { path: flag, message: `needs a value; write ${flag}=VALUE for a value that starts with "-"` };
+    return { path: flag, message: 'needs a value (see --help)' };
+  }
+  return { path: flag, message: `${(message ?? String(error)).split('. ')[0]} (see --help)` };
+}
+
+function configFileSource(flags: Flags, env: NodeJS.ProcessEnv): { name: string; by: string } | undefined {
+  if (flags.config !== undefined) {
+    if (flags.config === '') throw new ConfigError([{ path: '--config', message: 'needs a file name' }]);
+    return { name: flags.config, by: '--config' };
+  }
+  const fromEnv = env['LACQUER_CONFIG'];
+  return fromEnv === undefined || fromEnv === '' ? undefined : { name: fromEnv, by: 'LACQUER_CONFIG' };
+}
+
+/** The file's text; null when it is the default file and absent (then every option takes its default). */
+function readConfigFile(file: string, namedBy: string | undefined): string | null {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && namedBy === undefined) return null;
+    if (code === 'ENOENT') throw new ConfigError([{ path: file, message: `config file not found (named by ${namedBy})` }]);
+    if (code === 'EISDIR') throw new ConfigError([{ path: file, message: 'is a directory, not a config file' }]);
+    throw new ConfigError([{ path: file, message: `cannot read the config file: ${(error as Error).message}` }]);
   }
 }
 
-function readYaml(file: string): Record<string, unknown> {
-  const document = parseDocument(readFileSync(file, 'utf8'));
+function parseYaml(text: string, file: string): Record<string, unknown> {
+  const document = parseDocument(text, { prettyErrors: true });
   if (document.errors.length > 0) {
     throw new ConfigError(
       document.errors.map((error) => {
         const at = error.linePos?.[0];
-        return { path: at === undefined ? file : `${file}:${at.line}:${at.col}`, message: error.message.split('\n')[0]! };
+        // The position goes in the path, as file:line:col, which editors and terminals can open.
+        const message = error.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+        return { path: at === undefined ? file : `${file}:${at.line}:${at.col}`, message: `YAML syntax error: ${message}` };
       }),
     );
   }
-  const content: unknown = document.toJS();
+  let content: unknown;
+  try {
+    content = document.toJS();
+  } catch (error) {
+    // Reached by aliases that cannot be resolved or expand too far.
+    throw new ConfigError([{ path: file, message: `YAML error: ${(error as Error).message}` }]);
+  }
   if (content === null || content === undefined) return {};
-  if (typeof content !== 'object' || Array.isArray(content)) throw new ConfigError([{ path: file, message: 'expected a mapping of options at the top level' }]);
+  if (typeof content !== 'object' || Array.isArray(content)) {
+    throw new ConfigError([{ path: file, message: 'expected a mapping of options (key: value lines) at the top level' }]);
+  }
   return content as Record<string, unknown>;
 }
 
@@ -119,25 +165,40 @@ function setPath(target: Record<string, unknown>, path: readonly string[], value
   let node = target;
   for (const part of path.slice(0, -1)) {
     const next = node[part];
+    // A non-mapping here (or a null, empty section) is replaced: the override wins over whatever the file said.
     if (typeof next !== 'object' || next === null || Array.isArray(next)) node[part] = {};
     node = node[part] as Record<string, unknown>;
   }
   node[path[path.length - 1]!] = value;
 }
 
-function issuesOf(error: ZodError): ConfigIssue[] {
+function issuesOf(error: z.ZodError): ConfigIssue[] {
   return error.issues.flatMap((issue) => {
     const path = dotted(issue.path);
     if (issue.code === 'unrecognized_keys') {
       return issue.keys.map((key) => ({ path: path === '' ? key : `${path}.${key}`, message: 'unknown option' }));
     }
-    return [{ path: path === '' ? '(top level)' : path, message: issue.message }];
+    const got = describe(issue.input, issue.code === 'invalid_type');
+    return [{ path: path === '' ? '(top level)' : path, message: got === undefined ? issue.message : `${issue.message} (got ${got})` }];
   });
+}
+
+/** The offending value for a message; mappings and lists are named only for type errors, where they are the mistake. */
+function describe(input: unknown, typeError: boolean): string | undefined {
+  if (input === null || typeof input === 'boolean' || typeof input === 'number') return String(input);
+  if (typeof input === 'string') return JSON.stringify(input.length > 60 ? `${input.slice(0, 57)}...` : input);
+  if (!typeError) return undefined;
+  if (Array.isArray(input)) return 'a list';
+  if (typeof input === 'object') return 'a mapping';
+  return undefined;
 }
 
 function dotted(path: readonly PropertyKey[]): string {
   let out = '';
-  for (const part of path) out += typeof part === 'number' ? `[${part}]` : out === '' ? String(part) : `.${String(part)}`;
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out === '' ? String(part) : `.${String(part)}`;
+  }
   return out;
 }
 
@@ -150,29 +211,40 @@ function deepFreeze<T>(value: T): T {
 }
 
 export function helpText(): string {
+  const d = defaults();
+  const listen = `${d.listen.host}:${d.listen.port}`;
+  const admin = `${d.admin.host}:${d.admin.port}`;
   return `Usage: lacquer [options]
 
 A caching HTTP reverse proxy (RFC 9111).
 
 Options:
-  -c, --config FILE       YAML config file (default: ./${DEFAULT_FILE} when present)
-      --listen HOST:PORT  where the proxy listens (default: 127.0.0.1:8080)
-      --origin URL        the origin to cache (default: the bundled example origin)
-      --admin HOST:PORT   the admin listener for /healthz and /readyz (default: 127.0.0.1:8081)
-  -h, --help              show this text
+  -c, --config FILE       YAML config file (default: ./${DEFAULT_FILE} if it exists,
+                          otherwise built-in defaults); a named file must exist
+      --listen HOST:PORT  where the proxy listens (default: ${listen})
+      --origin URL        the http:// or https:// origin to cache, optionally with a
+                          path prefix (default: the bundled example origin)
+      --admin HOST:PORT   the admin listener, /healthz and /readyz (default: ${admin})
+  -h, --help              print this text and exit
 
 Environment:
   LACQUER_CONFIG      same as --config
-  LACQUER_LISTEN      same as --listen
-  LACQUER_ORIGIN      same as --origin
-  LACQUER_ADMIN       same as --admin
-  LACQUER_LOG_LEVEL   fatal | error | warn | info | debug | trace | silent (default: info)
+  LACQUER_LISTEN      same as --listen        (sets listen)
+  LACQUER_ORIGIN      same as --origin        (sets origin.url)
+  LACQUER_ADMIN       same as --admin         (sets admin)
+  LACQUER_LOG_LEVEL   sets log.level: fatal, error, warn, info, debug, trace or
+                      silent (default: ${d.log.level})
+  An empty variable counts as unset.
 
 Precedence, lowest first: built-in defaults, the config file, environment
-variables, command-line flags. Every option, with its default, is listed in
-${DEFAULT_FILE}. Sizes take units (256MiB, 10GB); durations take units
-(500ms, 30s, 5m, 1d), and a bare number is seconds.
+variables, command-line flags. --config wins over LACQUER_CONFIG.
 
-A bad config prints the field and the reason and exits with status 2.
+Every option, with its default and a comment, is listed in ${DEFAULT_FILE}.
+Unknown options are errors. Sizes take units (512KiB, 256MiB, 10GB; a bare
+number is bytes); durations take units (500ms, 30s, 5m, 2h, 1d; a bare number
+is seconds).
+
+A bad config prints one line per problem, naming the field and the reason, and
+exits with status 2.
 `;
 }

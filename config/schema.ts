@@ -1,65 +1,30 @@
+import { isIPv6 } from 'node:net';
 import { z } from 'zod';
-import type { Config } from './types.js';
-import { parseDuration, parseSize } from './units.js';
+import type { Config, ListenAddress } from './types.js';
+import { DURATION_EXAMPLE, SIZE_EXAMPLE, parseDuration, parseSize } from './units.js';
 
 /**
- * The configuration schema: every option, its default and its validation
- * in one place. Unknown keys are errors (a typo must not silently fall
- * back to a default). Parsing `{}` gives the defaults.
+ * The configuration schema: every option, its default and its validation in
+ * one place. Parsing `{}` gives the defaults.
+ *
+ * Defaults are written the way an operator writes them in proxy.config.yaml
+ * ("256MiB", "30s", "127.0.0.1:8080") and go through the same conversion as
+ * user input, so the file and the schema cannot disagree about units.
+ *
+ * Unknown keys are errors: a misspelt option must not silently fall back to
+ * its default.
  */
 
+/** tchar from RFC 9110 §5.6.2. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
-function unit(parse: (input: string | number) => number) {
-  return z.union([z.number(), z.string()]).transform((input, ctx) => {
-    try {
-      return parse(input);
-    } catch (error) {
-      ctx.addIssue({ code: 'custom', message: `${(error as Error).message} (got ${JSON.stringify(input)})` });
-      return z.NEVER;
-    }
-  });
-}
+// Node's timers treat anything longer as 1 ms, which would turn a generous timeout into an instant one.
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
-const size = unit(parseSize);
-const duration = unit(parseDuration);
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const SET_COOKIE = ['pass', 'strip'] as const;
 
-const address = z.string().transform((input, ctx) => {
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(input.trim());
-  const port = match === null ? NaN : Number(match[3]);
-  if (match === null || port > 65_535) {
-    ctx.addIssue({ code: 'custom', message: `expected HOST:PORT such as 127.0.0.1:8080 or [::1]:8080 (got ${JSON.stringify(input)})` });
-    return z.NEVER;
-  }
-  return { host: match[1] ?? match[2]!, port };
-});
-
-const originUrl = z
-  .string()
-  .nullable()
-  .transform((input, ctx) => {
-    if (input === null) return null;
-    let url: URL;
-    try {
-      url = new URL(input);
-    } catch {
-      ctx.addIssue({ code: 'custom', message: `expected an absolute http:// or https:// URL (got ${JSON.stringify(input)})` });
-      return z.NEVER;
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      ctx.addIssue({ code: 'custom', message: `the origin must use http: or https:, not ${url.protocol}` });
-      return z.NEVER;
-    }
-    if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
-      ctx.addIssue({ code: 'custom', message: 'the origin URL must not carry a query, a fragment or credentials' });
-      return z.NEVER;
-    }
-    return url.href;
-  });
-
-const headerName = z.string().regex(TOKEN, 'expected an HTTP header name').transform((name) => name.toLowerCase());
-
-const DEFAULT_STRIPPED = [
+const DEFAULT_STRIPPED_HEADERS = [
   'x-forwarded-host',
   'x-forwarded-server',
   'x-forwarded-scheme',
@@ -74,69 +39,213 @@ const DEFAULT_STRIPPED = [
   'x-method-override',
 ];
 
-const originSchema = z.strictObject({
-  url: originUrl.default(null),
-  preserveHost: z.boolean().default(false),
-  connections: z.number().int().positive().default(128),
-  connectTimeout: duration.default(5_000),
-  headersTimeout: duration.default(30_000),
-  bodyTimeout: duration.default(30_000),
-});
+function failed(ctx: z.core.$RefinementCtx, message: string): never {
+  ctx.addIssue({ code: 'custom', message });
+  return z.NEVER;
+}
 
-const cacheSchema = z
-  .strictObject({
-    name: z.string().regex(TOKEN, 'expected a token (letters, digits, -._~ and the like)').default('lacquer'),
-    memory: z
-      .strictObject({
-        maxSize: size.default(256 * 2 ** 20),
-        maxObjectSize: size.default(8 * 2 ** 20),
-      })
-      .prefault({}),
-    maxVariants: z.number().int().min(1).max(1024).default(16),
-    defaultTtl: duration.default(0),
-    negativeTtl: duration.default(0),
-    heuristicFraction: z.number().min(0).max(1).default(0.1),
-    heuristicMaxTtl: duration.default(86_400_000),
-    jitter: z.number().min(0).max(0.5).default(0.1),
-    staleWhileRevalidate: duration.default(0),
-    staleIfError: duration.default(0),
-    hitForMissTtl: duration.default(30_000),
-    setCookie: z.enum(['pass', 'strip']).default('pass'),
-    honorRequestCacheControl: z.boolean().default(true),
-  })
-  .superRefine((cache, ctx) => {
-    if (cache.memory.maxObjectSize > cache.memory.maxSize) {
-      ctx.addIssue({ code: 'custom', path: ['memory', 'maxObjectSize'], message: 'must not be larger than cache.memory.maxSize' });
+function quantity(parse: (input: string | number) => number, example: string, max = Number.MAX_SAFE_INTEGER) {
+  return z.unknown().transform((input, ctx) => {
+    if (typeof input !== 'string' && typeof input !== 'number') return failed(ctx, `expected ${example}`);
+    let value: number;
+    try {
+      value = parse(input);
+    } catch (error) {
+      return failed(ctx, (error as Error).message);
     }
+    if (value > max) return failed(ctx, `must be at most ${max} ms (about ${Math.floor(max / 86_400_000)} days)`);
+    return value;
+  });
+}
+
+const size = () => quantity(parseSize, SIZE_EXAMPLE);
+const duration = () => quantity(parseDuration, DURATION_EXAMPLE);
+const timeout = () => quantity(parseDuration, DURATION_EXAMPLE, MAX_TIMER_MS);
+
+function wholeNumber(min: number, max?: number) {
+  const expected = max === undefined ? `expected a whole number, at least ${min}` : `expected a whole number from ${min} to ${max}`;
+  const schema = z.number({ error: expected }).int({ error: expected }).min(min, { error: expected });
+  return max === undefined ? schema : schema.max(max, { error: expected });
+}
+
+function fraction(max: number) {
+  const expected = `expected a number from 0 to ${max}`;
+  return z.number({ error: expected }).min(0, { error: expected }).max(max, { error: expected });
+}
+
+const flag = () => z.boolean({ error: 'expected true or false' });
+
+function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
+  return z.enum(values, { error: `expected one of ${values.join(', ')}` });
+}
+
+/**
+ * A YAML section whose keys are all commented out reads as null; treating it
+ * as an empty section spares operators a confusing "expected a mapping".
+ */
+function section<T extends z.ZodType>(schema: T) {
+  return z.preprocess((value) => (value === null ? undefined : value), schema);
+}
+
+function mapping<T extends z.core.$ZodLooseShape>(shape: T) {
+  return z.strictObject(shape, {
+    error: (issue) => (issue.code === 'invalid_type' ? 'expected a mapping of options (indented key: value lines)' : undefined),
+  });
+}
+
+const headerName = z
+  .string({ error: 'expected an HTTP header name' })
+  .regex(TOKEN, { error: 'expected an HTTP header name (letters, digits and !#$%&\'*+-.^_`|~)' })
+  .transform((name) => name.toLowerCase());
+
+// Lower-casing can make two spellings of one header collide; keep the first.
+const headerList = () => z.array(headerName, { error: 'expected a list of header names' }).transform((names) => [...new Set(names)]);
+
+const ADDRESS_EXAMPLE = 'expected HOST:PORT such as 127.0.0.1:8080 or [::1]:8080';
+
+function parseAddress(input: string): ListenAddress | string {
+  const match = /^(?:\[([^\]]*)\]|([^:[\]]*)):([^:]*)$/.exec(input.trim());
+  if (match === null) {
+    return (input.match(/:/g)?.length ?? 0) > 1 ? `${ADDRESS_EXAMPLE} (an IPv6 address goes in brackets)` : ADDRESS_EXAMPLE;
+  }
+  const bracketed = match[1];
+  const host = bracketed ?? match[2] ?? '';
+  if (host === '') return `${ADDRESS_EXAMPLE}; the host is required (0.0.0.0 listens on every interface)`;
+  if (bracketed !== undefined ? !isIPv6(host) : !/^[A-Za-z0-9._-]+$/.test(host)) {
+    return `${ADDRESS_EXAMPLE}; "${host}" is not a host name or IP address`;
+  }
+  const port = match[3] ?? '';
+  if (!/^\d{1,5}$/.test(port) || Number(port) > 65_535) return `${ADDRESS_EXAMPLE}; the port must be a whole number from 0 to 65535`;
+  return { host, port: Number(port) };
+}
+
+const address = () =>
+  z.unknown().transform((input, ctx) => {
+    const parsed = typeof input === 'string' ? parseAddress(input) : ADDRESS_EXAMPLE;
+    return typeof parsed === 'string' ? failed(ctx, parsed) : parsed;
   });
 
-export const configSchema = z.strictObject({
-  listen: address.default({ host: '127.0.0.1', port: 8080 }),
-  admin: address.default({ host: '127.0.0.1', port: 8081 }),
-  origin: originSchema.prefault({}),
-  cache: cacheSchema.prefault({}),
-  key: z
-    .strictObject({
-      query: z.strictObject({ sort: z.boolean().default(true), drop: z.array(z.string()).default([]) }).prefault({}),
-      headers: z.array(headerName).default([]),
-    })
-    .prefault({}),
-  request: z.strictObject({ stripHeaders: z.array(headerName).default(DEFAULT_STRIPPED) }).prefault({}),
-  tags: z
-    .strictObject({
-      headers: z.array(headerName).default(['surrogate-key', 'cache-tag']),
-      strip: z.boolean().default(true),
-    })
-    .prefault({}),
-  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
+const ORIGIN_EXAMPLE = 'expected an absolute http:// or https:// URL such as http://127.0.0.1:3000, or null for the bundled example origin';
+
+function parseOrigin(input: string): { url: string } | string {
+  const text = input.trim();
+  // Without this, "localhost:3000" parses as a URL whose scheme is "localhost:".
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(text)) return ORIGIN_EXAMPLE;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return ORIGIN_EXAMPLE;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return `the origin must use http: or https:, not ${url.protocol}`;
+  if (url.username !== '' || url.password !== '') return 'the origin URL must not carry credentials (user:password@)';
+  // Checked on the text: the URL parser drops an empty "?" or "#" without a trace.
+  if (text.includes('?')) return 'the origin URL must not have a query; only a path prefix is allowed';
+  if (text.includes('#')) return 'the origin URL must not have a fragment';
+  return { url: url.href };
+}
+
+const originUrl = () =>
+  z.unknown().transform((input, ctx): string | null => {
+    if (input === null) return null;
+    const parsed = typeof input === 'string' ? parseOrigin(input) : ORIGIN_EXAMPLE;
+    return typeof parsed === 'string' ? failed(ctx, parsed) : parsed.url;
+  });
+
+/** Bytes in the largest binary unit that divides them, for messages. */
+function showSize(bytes: number): string {
+  for (const [unit, factor] of [['TiB', 2 ** 40], ['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) {
+    if (bytes >= factor && bytes % factor === 0) return `${bytes / factor}${unit}`;
+  }
+  return `${bytes} bytes`;
+}
+
+const originSchema = mapping({
+  url: originUrl().default(null),
+  preserveHost: flag().default(false),
+  connections: wholeNumber(1).default(128),
+  connectTimeout: timeout().prefault('5s'),
+  headersTimeout: timeout().prefault('30s'),
+  bodyTimeout: timeout().prefault('30s'),
 });
 
-// The schema's output must be exactly the Config every module receives.
-type SchemaOutput = z.output<typeof configSchema>;
-const _sameShape: [SchemaOutput extends Config ? true : false, Config extends SchemaOutput ? true : false] = [true, true];
-void _sameShape;
+const memorySchema = mapping({
+  maxSize: size().prefault('256MiB'),
+  maxObjectSize: size().prefault('8MiB'),
+});
 
-/** The configuration with every option at its default. */
+const cacheSchema = mapping({
+  name: z
+    .string({ error: 'expected a name made of token characters' })
+    .regex(TOKEN, { error: 'expected a name made of token characters (letters, digits and !#$%&\'*+-.^_`|~)' })
+    .default('lacquer'),
+  memory: section(memorySchema.prefault({})),
+  maxVariants: wholeNumber(1, 1024).default(16),
+  defaultTtl: duration().prefault(0),
+  negativeTtl: duration().prefault(0),
+  heuristicFraction: fraction(1).default(0.1),
+  heuristicMaxTtl: duration().prefault('1d'),
+  jitter: fraction(0.5).default(0.1),
+  staleWhileRevalidate: duration().prefault(0),
+  staleIfError: duration().prefault(0),
+  hitForMissTtl: duration().prefault('30s'),
+  setCookie: oneOf(SET_COOKIE).default('pass'),
+  honorRequestCacheControl: flag().default(true),
+}).superRefine((cache, ctx) => {
+  const { maxSize, maxObjectSize } = cache.memory;
+  if (maxObjectSize > maxSize) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['memory', 'maxObjectSize'],
+      message: `cache.memory.maxObjectSize (${showSize(maxObjectSize)}) must not be larger than cache.memory.maxSize (${showSize(maxSize)})`,
+    });
+  }
+});
+
+const keySchema = mapping({
+  query: section(
+    mapping({
+      sort: flag().default(true),
+      drop: z
+        .array(z.string({ error: 'expected a query parameter name' }).min(1, { error: 'expected a query parameter name' }), {
+          error: 'expected a list of query parameter names',
+        })
+        .default(() => []),
+    }).prefault({}),
+  ),
+  headers: headerList().prefault([]),
+});
+
+const requestSchema = mapping({
+  stripHeaders: headerList().prefault(DEFAULT_STRIPPED_HEADERS),
+});
+
+const tagsSchema = mapping({
+  headers: headerList().prefault(['surrogate-key', 'cache-tag']),
+  strip: flag().default(true),
+});
+
+const logSchema = mapping({
+  level: oneOf(LOG_LEVELS).default('info'),
+});
+
+export const configSchema = mapping({
+  listen: address().prefault('127.0.0.1:8080'),
+  admin: address().prefault('127.0.0.1:8081'),
+  origin: section(originSchema.prefault({})),
+  cache: section(cacheSchema.prefault({})),
+  key: section(keySchema.prefault({})),
+  request: section(requestSchema.prefault({})),
+  tags: section(tagsSchema.prefault({})),
+  log: section(logSchema.prefault({})),
+});
+
+// A compile-time guard: the schema's output is exactly the Config every module receives.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const schemaMatchesConfig: Same<z.output<typeof configSchema>, Config> = true;
+void schemaMatchesConfig;
+
+/** The configuration with every option at its default (a fresh, mutable object on each call). */
 export function defaults(): Config {
   return configSchema.parse({});
 }

@@ -3,6 +3,7 @@ import { clientHasCurrent } from './cache/conditional.js';
 import type { Entry } from './cache/entry.js';
 import { ageSeconds } from './cache/freshness.js';
 import type { HeaderMap } from './http/headers.js';
+import { rangeFor } from './cache/range.js';
 
 /**
  * What the proxy answers, as data: the flow decides it and a thin shell
@@ -74,8 +75,20 @@ export function deliverEntry(entry: Entry, request: EntryDeliveryRequest, now: n
     return { status: 304, headers, body: null, outcome };
   }
   const headers: HeaderMap = { ...entry.headers, age, 'cache-status': status };
+  const range = entry.status === 200 ? rangeFor(request.headers, entry.body.length, entry) : FULL_RANGE;
+  if (range.kind === 'partial') {
+    headers['content-range'] = `bytes ${range.start}-${range.end}/${entry.body.length}`;
+    headers['content-length'] = String(range.end - range.start + 1);
+    const body = entry.body.subarray(range.start, range.end + 1);
+    return { status: 206, headers, body: request.method === 'HEAD' ? null : body, outcome };
+  }
+  if (range.kind === 'unsatisfiable') {
+    return { status: 416, headers: { ...headers, 'content-range': `bytes */${entry.body.length}`, 'content-length': '0' }, body: null, outcome };
+  }
   return { status: entry.status, headers, body: request.method === 'HEAD' ? null : entry.body, outcome };
 }
+
+const FULL_RANGE = { kind: 'full' } as const;
 
 /** A short plain-text answer for errors Lacquer itself produces. */
 export function plainDelivery(status: number, message: string, outcome: Outcome, statusHeader: string): Delivery {

@@ -67,7 +67,8 @@ interface FillResult {
 }
 
 const CONDITIONAL_FIELDS = ['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range', 'range'];
-const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+/** Methods defined as safe (RFC 9110 §9.2.1); any other, including unknown ones, is unsafe (RFC 9111 §4.4). */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PROPFIND', 'SEARCH', 'REPORT']);
 
 export class Flow {
   readonly #deps: FlowDependencies;
@@ -318,7 +319,7 @@ export class Flow {
   /** Methods other than GET/HEAD go straight through; a success invalidates what they changed (RFC 9111 §4.4). */
   async #passUnsafe(request: ProxyRequest, target: RequestTarget): Promise<Delivery> {
     const delivery = await this.#forward(request, target, { fwd: 'method' }, 'pass', false);
-    if (UNSAFE_METHODS.has(request.method) && delivery.status < 400 && delivery.outcome !== 'error') {
+    if (!SAFE_METHODS.has(request.method) && delivery.status < 400 && delivery.outcome !== 'error') {
       await this.#invalidate(target.key);
       for (const name of ['location', 'content-location']) {
         const location = headerValue(delivery.headers, name);
@@ -371,6 +372,7 @@ export class Flow {
       via: this.#via,
       upstreamHost: this.#config.origin.preserveHost ? target.host : this.#deps.origin.host,
       strip: this.#strip,
+      surrogateCapability: `${this.#config.cache.name}="Surrogate/1.0"`,
     });
   }
 
@@ -387,6 +389,7 @@ export class Flow {
   #streamed(request: ProxyRequest, response: OriginResponse, facts: CacheStatusFacts, outcome: Outcome): Delivery {
     const headers = downstreamResponseHeaders(response.headers, this.#via);
     if (this.#config.tags.strip) for (const name of this.#config.tags.headers) delete headers[name];
+    delete headers['surrogate-control'];
     headers['cache-status'] = cacheStatus(this.#config.cache.name, facts);
     if (request.method === 'HEAD' || response.status === 304 || response.status === 204) {
       response.body.resume();

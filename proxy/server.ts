@@ -1,4 +1,5 @@
 import { channel } from 'node:diagnostics_channel';
+import { METHODS as httpMethods } from 'node:http';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Config } from '../config/types.js';
 import type { Delivery, Outcome } from './deliver.js';
@@ -26,7 +27,8 @@ export interface ProxyServer {
   readonly flow: Flow;
 }
 
-const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+/** Every method Node's HTTP parser accepts: unknown methods are passed to the origin too (and treated as unsafe). */
+const METHODS = [...httpMethods];
 
 export function buildProxyServer(deps: FlowDependencies & { logger?: boolean | object }): ProxyServer {
   const flow = new Flow(deps);
@@ -38,6 +40,7 @@ export function buildProxyServer(deps: FlowDependencies & { logger?: boolean | o
     bodyLimit: Number.MAX_SAFE_INTEGER,
   });
 
+  for (const method of METHODS) if (!app.supportedMethods.includes(method)) app.addHttpMethod(method, { hasBody: true });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
 

@@ -50,3 +50,22 @@ export function qualifiedFields(directives: Directives, name: string): string[] 
   if (typeof argument !== 'string') return undefined;
   return splitList(argument).map((field) => field.toLowerCase());
 }
+
+/**
+ * Surrogate-Control (W3C Edge Architecture 1.0): Cache-Control-like
+ * directives for surrogates, each optionally targeted with `;name`. Only
+ * untargeted members and those targeted at `target` apply. Parsing is
+ * strict (no spaces around `=`), because a member that is not understood
+ * must be ignored rather than guessed at.
+ */
+export function parseSurrogateControl(value: string | undefined, target: string): Directives {
+  if (value === undefined || value === '') return EMPTY_DIRECTIVES;
+  const directives = new Map<string, string | true>();
+  for (const member of splitList(value)) {
+    const match = /^([A-Za-z][A-Za-z0-9-]*)(?:=("(?:[^"\\]|\\.)*"|[^;\s"]+))?(?:;([^;\s]+))?$/.exec(member);
+    if (match === null) continue;
+    if (match[3] !== undefined && match[3].toLowerCase() !== target.toLowerCase()) continue;
+    directives.set(match[1]!.toLowerCase(), match[2] === undefined ? true : unquote(match[2]));
+  }
+  return directives;
+}

@@ -9,7 +9,7 @@ import type { Entry } from './entry.js';
  */
 
 /** True when the client already has the stored representation, so 304 is the answer. */
-export function clientHasCurrent(requestHeaders: HeaderMap, entry: Pick<Entry, 'status' | 'etag' | 'lastModified'>): boolean {
+export function clientHasCurrent(requestHeaders: HeaderMap, entry: Pick<Entry, 'status' | 'etag' | 'lastModified' | 'headers'>): boolean {
   if (entry.status !== 200) return false;
   const ifNoneMatch = headerValue(requestHeaders, 'if-none-match');
   if (ifNoneMatch !== undefined) {
@@ -20,7 +20,8 @@ export function clientHasCurrent(requestHeaders: HeaderMap, entry: Pick<Entry, '
     return splitList(ifNoneMatch).some((tag) => opaqueTag(tag) === ours);
   }
   const ifModifiedSince = parseHttpDate(headerValue(requestHeaders, 'if-modified-since'));
-  const lastModified = parseHttpDate(entry.lastModified);
+  // Without Last-Modified, the stored response's Date is the latest it can have changed (RFC 9110 §13.1.3).
+  const lastModified = parseHttpDate(entry.lastModified ?? headerValue(entry.headers, 'date'));
   if (Number.isNaN(ifModifiedSince) || Number.isNaN(lastModified)) return false;
   return lastModified <= ifModifiedSince;
 }
@@ -43,7 +44,7 @@ export function validatorHeaders(entry: Pick<Entry, 'etag' | 'lastModified'>): R
  * Header fields a 304 must not change in the stored response: they describe
  * the stored body, which the 304 does not carry (RFC 9111 §3.2).
  */
-const KEPT_ON_FRESHEN = new Set(['content-length', 'content-encoding', 'content-range', 'transfer-encoding']);
+const KEPT_ON_FRESHEN = new Set(['content-length', 'content-encoding', 'content-range', 'content-md5', 'transfer-encoding']);
 
 /** The stored headers updated with a 304's fields (RFC 9111 §4.3.4). */
 export function freshenedHeaders(stored: HeaderMap, notModified: HeaderMap): HeaderMap {

@@ -41,6 +41,8 @@ export interface ResponseFacts {
  */
 export function freshnessLifetime(facts: ResponseFacts, responseTime: number, options: LifetimeOptions, random: () => number): Lifetime {
   const { directives } = facts;
+  // An Age that is not a single non-negative integer makes the freshness information unusable: treat as stale.
+  if (facts.age !== undefined && !/^\d+$/.test(facts.age.trim())) return { ms: 0, source: 'none' };
   const sMaxAge = deltaSeconds(directives, 's-maxage');
   if (sMaxAge !== undefined) return { ms: (sMaxAge ?? 0) * 1000, source: 's-maxage' };
   const maxAge = deltaSeconds(directives, 'max-age');

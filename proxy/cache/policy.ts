@@ -1,7 +1,7 @@
 import CachePolicy from 'http-cache-semantics';
 import type { CacheOptions, TagOptions } from '../../config/types.js';
 import { headerValue, splitList, tokenList, type HeaderMap, type StoredHeaders } from '../http/headers.js';
-import { deltaSeconds, parseCacheControl, qualifiedFields, type Directives } from './cache-control.js';
+import { deltaSeconds, parseCacheControl, parseSurrogateControl, qualifiedFields, type Directives } from './cache-control.js';
 import { ENTRY_OVERHEAD_BYTES, headersSize, type Entry } from './entry.js';
 import { correctedInitialAge, freshnessLifetime, type Lifetime, type ResponseFacts } from './freshness.js';
 
@@ -66,11 +66,25 @@ export interface PolicyOptions {
   readonly random: () => number;
 }
 
-/** Status codes we can serve from storage; 206 is not among them (ranges are not stored). */
+/**
+ * Status codes whose semantics we know (for must-understand, RFC 9111 §5.2.2.3).
+ * Any other final status may still be stored with explicit freshness (§3).
+ */
 const UNDERSTOOD_STATUSES = new Set([200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 501]);
 
-/** The directives that govern this cache: CDN-Cache-Control when present (RFC 9213 §2.1), else Cache-Control. */
-export function responseDirectives(headers: HeaderMap): Directives {
+/** Final statuses a cache can store at all: not 206 (ranges are served from complete entries) nor 304. */
+function storableStatus(status: number): boolean {
+  return status >= 200 && status <= 599 && status !== 206 && status !== 304;
+}
+
+/**
+ * The directives that govern this cache, most specific first:
+ * Surrogate-Control members for us, then CDN-Cache-Control (RFC 9213 §2.1),
+ * then Cache-Control.
+ */
+export function responseDirectives(headers: HeaderMap, surrogateTarget: string): Directives {
+  const surrogate = parseSurrogateControl(headerValue(headers, 'surrogate-control'), surrogateTarget);
+  if (surrogate.size > 0) return surrogate;
   const targeted = headerValue(headers, 'cdn-cache-control');
   if (targeted !== undefined) {
     const parsed = parseCacheControl(targeted);
@@ -87,7 +101,7 @@ export function requestDirectives(headers: HeaderMap): Directives {
 export function judgeResponse(response: ResponseUnderJudgement, options: PolicyOptions): StorageVerdict {
   const { status, headers } = response;
   if (response.requestMethod !== 'GET') return notStored('method');
-  const directives = responseDirectives(headers);
+  const directives = responseDirectives(headers, options.cache.name);
   const requestCc = requestDirectives(response.requestHeaders);
   if (options.cache.honorRequestCacheControl && requestCc.has('no-store')) return notStored('request-no-store');
 
@@ -96,7 +110,7 @@ export function judgeResponse(response: ResponseUnderJudgement, options: PolicyO
   if (mustUnderstand && !UNDERSTOOD_STATUSES.has(status)) return notStored('status');
   if (directives.has('no-store') && !mustUnderstand) return notStored('no-store');
   if (directives.get('private') === true) return notStored('private');
-  if (!UNDERSTOOD_STATUSES.has(status)) return notStored('status');
+  if (!storableStatus(status)) return notStored('status');
 
   const vary = tokenList(headers, 'vary');
   if (vary.includes('*')) return notStored('vary-star');
@@ -109,7 +123,8 @@ export function judgeResponse(response: ResponseUnderJudgement, options: PolicyO
   const setCookie = headers['set-cookie'] !== undefined && !strippedFields.has('set-cookie');
   if (setCookie && options.cache.setCookie === 'pass') return notStored('set-cookie');
 
-  if (!libraryAllowsStoring(response, directives)) return notStored('status');
+  const explicitFreshness = directives.has('s-maxage') || directives.has('max-age') || headers['expires'] !== undefined;
+  if (!explicitFreshness && !libraryAllowsStoring(response, directives)) return notStored('status');
 
   const facts = factsOf(status, headers, directives);
   const lifetime = freshnessLifetime(facts, response.responseTime, options.cache, options.random);
@@ -131,6 +146,8 @@ export function judgeResponse(response: ResponseUnderJudgement, options: PolicyO
   const removed = new Set<string>(strippedFields);
   if (setCookie) removed.add('set-cookie');
   if (options.tags.strip) for (const name of options.tags.headers) removed.add(name);
+  // Surrogate-Control is addressed to surrogates like us; clients never see it.
+  removed.add('surrogate-control');
 
   return {
     store: true,

@@ -43,6 +43,8 @@ export interface ForwardContext {
   readonly upstreamHost: string;
   /** Request headers removed to prevent poisoning, already excluding keyed ones. */
   readonly strip: readonly string[];
+  /** Our Surrogate-Capability member, e.g. `lacquer="Surrogate/1.0"`, so origins can target Surrogate-Control at us. */
+  readonly surrogateCapability: string;
 }
 
 /** The request headers sent to the origin for a client request. */
@@ -55,6 +57,7 @@ export function upstreamRequestHeaders(client: HeaderMap, context: ForwardContex
   headers['x-forwarded-proto'] = context.protocol;
   // Set from the keyed Host, never passed through from the client: an unkeyed X-Forwarded-Host poisons caches.
   headers['x-forwarded-host'] = context.host;
+  headers['surrogate-capability'] = appendToList(headers['surrogate-capability'], context.surrogateCapability);
   return headers;
 }
 
