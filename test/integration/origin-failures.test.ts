@@ -1,5 +1,6 @@
 import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startRawOrigin } from '../helpers/raw-origin.js';
 import { startOrigin, type OriginHandler, type TestOrigin } from '../helpers/origin.js';
 import { startProxy, type TestProxy, type TestProxyOptions } from '../helpers/proxy.js';
 
@@ -103,20 +104,9 @@ describe('origin failures', () => {
   });
 });
 
-/** An origin speaking raw bytes, for answers a Node HTTP server refuses to send. */
-async function rawOrigin(reply: string): Promise<{ url: string; close(): Promise<void> }> {
-  const server = createServer((socket) => {
-    socket.once('data', () => socket.end(reply));
-    socket.on('error', () => {});
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  return { url: `http://127.0.0.1:${port}`, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
-}
-
 describe('origin answers outside HTTP', () => {
   it('answers 502 to a status code above 599 (RFC 9110 §15), and stays up', async () => {
-    const raw = await rawOrigin('HTTP/1.1 600 Odd\r\ncontent-length: 5\r\ncache-control: max-age=60\r\n\r\nhello');
+    const raw = await startRawOrigin((socket) => socket.end('HTTP/1.1 600 Odd\r\ncontent-length: 5\r\ncache-control: max-age=60\r\n\r\nhello'));
     try {
       proxy = await startProxy(raw.url);
       const first = await proxy.fetch('/odd');

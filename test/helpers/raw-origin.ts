@@ -1,0 +1,43 @@
+import { createServer, type Socket } from 'node:net';
+
+/**
+ * An origin that speaks raw bytes, for answers a Node HTTP server refuses
+ * to send (bad framing, invalid statuses, malformed headers). `reply` gets
+ * the socket once a request head has arrived and the count of requests so far.
+ */
+export interface RawOrigin {
+  readonly url: string;
+  /** How many request heads reached it. */
+  hits(): number;
+  close(): Promise<void>;
+}
+
+export async function startRawOrigin(reply: (socket: Socket, count: number) => void): Promise<RawOrigin> {
+  let count = 0;
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    let head = '';
+    const onData = (chunk: Buffer) => {
+      head += chunk.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      socket.off('data', onData);
+      count += 1;
+      reply(socket, count);
+    };
+    socket.on('data', onData);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    hits: () => count,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
