@@ -124,7 +124,8 @@ export function judgeResponse(response: ResponseUnderJudgement, options: PolicyO
   if (setCookie && options.cache.setCookie === 'pass') return notStored('set-cookie');
 
   const explicitFreshness = directives.has('s-maxage') || directives.has('max-age') || headers['expires'] !== undefined;
-  if (!explicitFreshness && !libraryAllowsStoring(response, directives)) return notStored('status');
+  // `public` permits storing a final response of any status, even one whose semantics we do not know (RFC 9111 §3).
+  if (!explicitFreshness && !directives.has('public') && !libraryAllowsStoring(response, directives)) return notStored('status');
 
   const facts = factsOf(status, headers, directives);
   const lifetime = freshnessLifetime(facts, response.responseTime, options.cache, options.random);
