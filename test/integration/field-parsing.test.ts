@@ -70,3 +70,15 @@ describe('Expires as it arrives from the origin (RFC 9111 §5.3, RFC 9110 §5.6.
     },
   );
 });
+
+describe('CDN-Cache-Control as it arrives from the origin (RFC 9213 §2.1)', () => {
+  it('governs storage over Cache-Control when it is a valid Structured Field', async () => {
+    const p = await setup({ 'cdn-cache-control': 'max-age=3600', 'cache-control': 'no-store' });
+    expect(await originHitsForTwo(p)).toBe(1);
+  });
+
+  it.each(['max-age=10000, &&&&&', 'max-age="10000"', 'max-age =10000'])('is ignored when it reads %j, so Cache-Control applies', async (value) => {
+    const p = await setup({ 'cdn-cache-control': value, 'cache-control': 'no-store' });
+    expect(await originHitsForTwo(p)).toBe(2);
+  });
+});
