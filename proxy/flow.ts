@@ -14,6 +14,7 @@ import { headerValue, type HeaderMap } from './http/headers.js';
 import type { Store } from './store/store.js';
 import { bufferBody, type Origin, type OriginResponse } from './upstream/origin.js';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './upstream/forward-headers.js';
+import type { InterimListener } from './upstream/interim.js';
 
 /**
  * The request flow of a caching proxy (see design.md §1):
@@ -38,6 +39,8 @@ export interface ProxyRequest {
   readonly body: Readable | null;
   readonly clientIp: string;
   readonly protocol: 'http' | 'https';
+  /** Forwards the origin's interim (1xx) responses to this client, before the final one. */
+  readonly onInterim?: InterimListener | undefined;
 }
 
 export interface FlowDependencies {
@@ -188,7 +191,7 @@ export class Flow {
     const requestTime = this.#deps.clock();
     let response: OriginResponse;
     try {
-      response = await this.#deps.origin.request({ method: 'GET', path: target.upstreamPath, headers, body: null });
+      response = await this.#deps.origin.request({ method: 'GET', path: target.upstreamPath, headers, body: null, onInterim: request.onInterim });
     } catch (error) {
       return this.#failedFill(upstreamError(error), request, stale, fwd);
     }
@@ -284,7 +287,8 @@ export class Flow {
   #refreshInBackground(request: ProxyRequest, target: RequestTarget, stale: Entry): void {
     const waitKey = waitKeyOf(target.key, request.headers, stale);
     if (this.#waiting.pending(waitKey) !== undefined) return;
-    const refreshRequest: ProxyRequest = { ...request, method: 'GET', body: null };
+    // The client has its answer already; interim responses of the refresh are not for it.
+    const refreshRequest: ProxyRequest = { ...request, method: 'GET', body: null, onInterim: undefined };
     this.#waiting
       .run(waitKey, () => this.#fill(refreshRequest, target, stale, 'stale'))
       .then((result) => discardBody(result.leader))
@@ -300,7 +304,7 @@ export class Flow {
     const requestTime = this.#deps.clock();
     let response: OriginResponse;
     try {
-      response = await this.#deps.origin.request({ method: request.method, path: target.upstreamPath, headers: this.#upstreamHeaders(request, target), body: request.body });
+      response = await this.#deps.origin.request({ method: request.method, path: target.upstreamPath, headers: this.#upstreamHeaders(request, target), body: request.body, onInterim: request.onInterim });
     } catch (error) {
       const failure = upstreamError(error);
       this.#deps.onError?.(failure, 'origin fetch');
