@@ -198,9 +198,11 @@ export class Flow {
     const responseTime = this.#deps.clock();
     const responseHeaders = downstreamResponseHeaders(response.headers, this.#via);
 
-    if (stale !== undefined && response.status === 304 && notModifiedMatches(responseHeaders, stale)) {
+    if (stale !== undefined && response.status === 304) {
       response.body.resume();
-      return this.#freshen(request, stale, responseHeaders, requestTime, responseTime, stamp);
+      if (notModifiedMatches(responseHeaders, stale)) return this.#freshen(request, stale, responseHeaders, requestTime, responseTime, stamp);
+      // A 304 we cannot apply answers only our own validators: ask once more without them, never pass it on (RFC 9111 §4.3.3).
+      return this.#fill(request, target, undefined, fwd);
     }
     if (stale !== undefined && response.status >= 500 && mayServeOnError(stale, responseTime)) {
       response.body.resume();

@@ -50,3 +50,28 @@ describe('freshening a stale entry with a 304 (RFC 9111 §4.3.4)', () => {
     expect(origin!.hits()).toBe(2);
   });
 });
+
+describe('a 304 that does not select the stored entry (RFC 9111 §4.3.3, §4.3.4)', () => {
+  it('is never passed to a client that did not ask conditionally: the full response is fetched again', async () => {
+    const lastModified = 'Wed, 01 Jan 2020 00:00:00 GMT';
+    const p = await setup((request, response, count) => {
+      if (request.headers['if-modified-since'] !== undefined) {
+        // An origin that names a representation our date-validated entry cannot be matched to.
+        response.writeHead(304, { etag: '"other"', 'cache-control': 'max-age=60' });
+        response.end();
+        return;
+      }
+      response.writeHead(200, { 'last-modified': lastModified, 'cache-control': 'max-age=2', 'content-type': 'text/plain' });
+      response.end(`full body ${count}`);
+    });
+    await p.fetch('/u');
+    clock.advance(3);
+
+    const answer = await p.fetch('/u');
+    expect(answer.status).toBe(200);
+    expect(answer.body).toBe('full body 3');
+    expect(origin!.requests[1]!.headers['if-modified-since']).toBe(lastModified);
+    expect(origin!.requests[2]!.headers['if-modified-since']).toBeUndefined();
+    expect(origin!.hits()).toBe(3);
+  });
+});
