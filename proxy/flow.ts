@@ -14,6 +14,7 @@ import { headerValue, type HeaderMap } from './http/headers.js';
 import type { Store } from './store/store.js';
 import { bufferBody, type Origin, type OriginResponse } from './upstream/origin.js';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './upstream/forward-headers.js';
+import type { InterimListener } from './upstream/interim.js';
 
 /**
  * The request flow of a caching proxy (see design.md §1):
@@ -38,6 +39,8 @@ export interface ProxyRequest {
   readonly body: Readable | null;
   readonly clientIp: string;
   readonly protocol: 'http' | 'https';
+  /** Forwards the origin's interim (1xx) responses to this client, before the final one. */
+  readonly onInterim?: InterimListener | undefined;
 }
 
 export interface FlowDependencies {
@@ -188,16 +191,18 @@ export class Flow {
     const requestTime = this.#deps.clock();
     let response: OriginResponse;
     try {
-      response = await this.#deps.origin.request({ method: 'GET', path: target.upstreamPath, headers, body: null });
+      response = await this.#deps.origin.request({ method: 'GET', path: target.upstreamPath, headers, body: null, onInterim: request.onInterim });
     } catch (error) {
       return this.#failedFill(upstreamError(error), request, stale, fwd);
     }
     const responseTime = this.#deps.clock();
     const responseHeaders = downstreamResponseHeaders(response.headers, this.#via);
 
-    if (stale !== undefined && response.status === 304 && notModifiedMatches(responseHeaders, stale)) {
+    if (stale !== undefined && response.status === 304) {
       response.body.resume();
-      return this.#freshen(request, stale, responseHeaders, requestTime, responseTime, stamp);
+      if (notModifiedMatches(responseHeaders, stale)) return this.#freshen(request, stale, responseHeaders, requestTime, responseTime, stamp);
+      // A 304 we cannot apply answers only our own validators: ask once more without them, never pass it on (RFC 9111 §4.3.3).
+      return this.#fill(request, target, undefined, fwd);
     }
     if (stale !== undefined && response.status >= 500 && mayServeOnError(stale, responseTime)) {
       response.body.resume();
@@ -284,7 +289,8 @@ export class Flow {
   #refreshInBackground(request: ProxyRequest, target: RequestTarget, stale: Entry): void {
     const waitKey = waitKeyOf(target.key, request.headers, stale);
     if (this.#waiting.pending(waitKey) !== undefined) return;
-    const refreshRequest: ProxyRequest = { ...request, method: 'GET', body: null };
+    // The client has its answer already; interim responses of the refresh are not for it.
+    const refreshRequest: ProxyRequest = { ...request, method: 'GET', body: null, onInterim: undefined };
     this.#waiting
       .run(waitKey, () => this.#fill(refreshRequest, target, stale, 'stale'))
       .then((result) => discardBody(result.leader))
@@ -300,7 +306,7 @@ export class Flow {
     const requestTime = this.#deps.clock();
     let response: OriginResponse;
     try {
-      response = await this.#deps.origin.request({ method: request.method, path: target.upstreamPath, headers: this.#upstreamHeaders(request, target), body: request.body });
+      response = await this.#deps.origin.request({ method: request.method, path: target.upstreamPath, headers: this.#upstreamHeaders(request, target), body: request.body, onInterim: request.onInterim });
     } catch (error) {
       const failure = upstreamError(error);
       this.#deps.onError?.(failure, 'origin fetch');

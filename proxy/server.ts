@@ -4,6 +4,8 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import type { Config } from '../config/types.js';
 import type { Delivery, Outcome } from './deliver.js';
 import { Flow, type FlowDependencies } from './flow.js';
+import type { HeaderMap } from './http/headers.js';
+import { interimToForward } from './upstream/interim.js';
 
 /**
  * The proxy listener: a Fastify app with one catch-all route that hands
@@ -56,6 +58,7 @@ export function buildProxyServer(deps: FlowDependencies & { logger?: boolean | o
         body: hasBody(request) ? request.raw : null,
         clientIp: request.socket.remoteAddress ?? '',
         protocol: 'http',
+        onInterim: (status, headers) => writeInterim(reply, status, headers),
       });
       if (requestChannel.hasSubscribers) {
         const event: RequestEvent = {
@@ -83,6 +86,14 @@ export function buildProxyServer(deps: FlowDependencies & { logger?: boolean | o
 function hasBody(request: FastifyRequest): boolean {
   const headers = request.headers;
   return headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
+}
+
+/** Writes a forwarded interim response, unless the final response has begun. */
+function writeInterim(reply: FastifyReply, status: number, headers: HeaderMap): void {
+  if (reply.raw.headersSent) return;
+  const forward = interimToForward(status, headers);
+  if (forward.kind === 'processing') reply.raw.writeProcessing();
+  else if (forward.kind === 'early-hints') reply.raw.writeEarlyHints(forward.hints);
 }
 
 function send(reply: FastifyReply, delivery: Delivery): FastifyReply {

@@ -10,9 +10,12 @@
  *   --check             fail (exit 1) if a test in the committed baseline no longer passes
  *   --update-baseline   write the passing ids to the baseline file
  *   --out FILE          where to save the raw results (default reports/conformance.json)
+ *   --suite DIR         run another checkout of the suite (e.g. its repository head) instead of
+ *                       the devDependency; the baseline is for the devDependency, so --check and
+ *                       --update-baseline are refused with it
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -43,19 +46,24 @@ async function main(): Promise<void> {
       check: { type: 'boolean', default: false },
       'update-baseline': { type: 'boolean', default: false },
       out: { type: 'string', default: 'reports/conformance.json' },
+      suite: { type: 'string' },
     },
   });
+  if (values.suite !== undefined && (values.check || values['update-baseline'])) {
+    throw new Error('--check and --update-baseline compare with the baseline of the installed suite; they cannot be used with --suite');
+  }
 
-  const suiteDir = dirname(createRequire(import.meta.url).resolve('http-cache-tests/package.json'));
-  const tests = await loadTests(suiteDir);
+  const suiteDir = values.suite === undefined ? dirname(createRequire(import.meta.url).resolve('http-cache-tests/package.json')) : resolve(values.suite);
+  const layout = suiteLayout(suiteDir);
+  const tests = await loadTests(suiteDir, layout);
 
   const suitePort = await freePort();
-  const suiteServer = await startSuiteServer(suiteDir, suitePort);
+  const suiteServer = await startSuiteServer(suiteDir, layout, suitePort);
   const config = conformanceConfig(`http://127.0.0.1:${suitePort}`);
   const lacquer = await startLacquer(config);
   let results: Record<string, RawResult>;
   try {
-    results = await runClient(suiteDir, lacquer.proxyUrl);
+    results = await runClient(suiteDir, layout, lacquer.proxyUrl);
   } finally {
     await lacquer.close();
     suiteServer.kill('SIGTERM');
@@ -96,11 +104,33 @@ function conformanceConfig(originUrl: string): Config {
   };
 }
 
-async function loadTests(suiteDir: string): Promise<SuiteTest[]> {
+/** Where a checkout of the suite keeps its server and client: the npm package puts them at the top, the repository under test-engine/. */
+interface SuiteLayout {
+  readonly server: string;
+  readonly client: string;
+  /** The separately counted surrogate suite, when the client runs one. */
+  readonly surrogate: string | undefined;
+}
+
+function suiteLayout(suiteDir: string): SuiteLayout {
+  for (const base of ['', 'test-engine/']) {
+    const server = `${base}server/server.mjs`;
+    const client = `${base}cli.mjs`;
+    if (!existsSync(join(suiteDir, server)) || !existsSync(join(suiteDir, client))) continue;
+    const runsSurrogate = readFileSync(join(suiteDir, client), 'utf8').includes('surrogate-control.mjs');
+    return { server, client, surrogate: runsSurrogate ? 'tests/surrogate-control.mjs' : undefined };
+  }
+  throw new Error(`${suiteDir} does not look like a checkout of the HTTP caching test suite (no server/server.mjs and cli.mjs)`);
+}
+
+async function loadTests(suiteDir: string, layout: SuiteLayout): Promise<SuiteTest[]> {
   const index = (await import(pathToFileURL(join(suiteDir, 'tests/index.mjs')).href)) as { default: { tests: SuiteTest[] }[] };
-  const surrogate = (await import(pathToFileURL(join(suiteDir, 'tests/surrogate-control.mjs')).href)) as { default: { tests: SuiteTest[] } };
-  // The command-line client runs the index plus the surrogate suite, and skips browser-only tests.
-  const marked = surrogate.default.tests.map((test) => ({ ...test, surrogate: true }));
+  let marked: SuiteTest[] = [];
+  if (layout.surrogate !== undefined) {
+    const surrogate = (await import(pathToFileURL(join(suiteDir, layout.surrogate)).href)) as { default: { tests: SuiteTest[] } };
+    marked = surrogate.default.tests.map((test) => ({ ...test, surrogate: true }));
+  }
+  // The command-line client runs the index (plus the surrogate suite, where it has one) and skips browser-only tests.
   return [...index.default.flatMap((suite) => suite.tests), ...marked].filter((test) => test.browser_only !== true);
 }
 
@@ -123,6 +153,7 @@ function printSummary(tests: SuiteTest[], passed: Set<string>, results: Record<s
     ['HTTP caching tests', tests.filter((test) => test.surrogate !== true)],
     ['Surrogate-Control tests', tests.filter((test) => test.surrogate === true)],
   ] as const) {
+    if (group.length === 0) continue;
     console.log(`\n${title}\nkind       passed / total`);
     for (const kind of ['required', 'optimal', 'check'] as const) {
       const ofKind = group.filter((test) => kindOf(test) === kind);
@@ -154,8 +185,8 @@ function suiteEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...process.env, npm_config_protocol: 'http', npm_config_id: '', npm_package_config_id: '', ...extra };
 }
 
-async function startSuiteServer(suiteDir: string, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['server/server.mjs'], {
+async function startSuiteServer(suiteDir: string, layout: SuiteLayout, port: number): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [layout.server], {
     cwd: suiteDir,
     env: suiteEnv({ npm_config_port: String(port), npm_config_pidfile: join(process.env['TMPDIR'] ?? '/tmp', `cache-tests-${port}.pid`) }),
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -169,8 +200,8 @@ async function startSuiteServer(suiteDir: string, port: number): Promise<ChildPr
   return child;
 }
 
-async function runClient(suiteDir: string, proxyUrl: string): Promise<Record<string, RawResult>> {
-  const child = spawn(process.execPath, ['--no-warnings', 'cli.mjs'], {
+async function runClient(suiteDir: string, layout: SuiteLayout, proxyUrl: string): Promise<Record<string, RawResult>> {
+  const child = spawn(process.execPath, ['--no-warnings', layout.client], {
     cwd: suiteDir,
     env: suiteEnv({ npm_config_base: proxyUrl }),
     stdio: ['ignore', 'pipe', 'inherit'],

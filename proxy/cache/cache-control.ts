@@ -1,4 +1,5 @@
 import { splitList, unquote } from '../http/headers.js';
+import { parseDictionary, type BareItem } from '../http/structured-dictionary.js';
 
 /**
  * A parsed Cache-Control field (RFC 9111 §5.2). Directive names are
@@ -68,4 +69,40 @@ export function parseSurrogateControl(value: string | undefined, target: string)
     directives.set(match[1]!.toLowerCase(), match[2] === undefined ? true : unquote(match[2]));
   }
   return directives;
+}
+
+/** Directives whose argument is delta-seconds: in a targeted field it must be a non-negative Integer. */
+const DELTA_SECONDS_DIRECTIVES = new Set(['max-age', 's-maxage', 'stale-while-revalidate', 'stale-if-error']);
+
+/**
+ * A targeted cache-control field such as CDN-Cache-Control (RFC 9213 §2.1):
+ * a Dictionary Structured Field. A field that is not a valid Dictionary is
+ * ignored as a whole (`undefined`); a directive whose value has the wrong
+ * type (`max-age="60"`, `max-age=1.5`) is ignored on its own, and a
+ * directive set to false (`no-store=?0`) is absent.
+ */
+export function parseTargetedCacheControl(value: string | undefined): Directives | undefined {
+  if (value === undefined) return undefined;
+  const dictionary = parseDictionary(value);
+  if (dictionary === undefined) return undefined;
+  const directives = new Map<string, string | true>();
+  for (const [name, member] of dictionary) {
+    if (DELTA_SECONDS_DIRECTIVES.has(name)) {
+      if (member.type === 'integer' && member.value >= 0) directives.set(name, String(member.value));
+      continue;
+    }
+    if (member.type === 'boolean') {
+      if (member.value) directives.set(name, true);
+    } else if (member.type === 'inner-list') {
+      // A list of field names, as in private=("set-cookie" "x-user").
+      directives.set(name, member.value.map(itemText).join(', '));
+    } else {
+      directives.set(name, itemText(member));
+    }
+  }
+  return directives;
+}
+
+function itemText(item: BareItem): string {
+  return String(item.value);
 }

@@ -46,20 +46,34 @@ export function validatorHeaders(entry: Pick<Entry, 'etag' | 'lastModified'>): R
  */
 const KEPT_ON_FRESHEN = new Set(['content-length', 'content-encoding', 'content-range', 'content-md5', 'transfer-encoding']);
 
-/** The stored headers updated with a 304's fields (RFC 9111 §4.3.4). */
+/**
+ * The stored headers updated with a 304's fields (RFC 9111 §4.3.4, §3.2).
+ * A stored ETag is kept even when the 304 names another one: the stored
+ * body is what our If-None-Match tag named and what the origin just
+ * confirmed as current, so that tag is a field the stored response depends
+ * on (§3.2). Taking the 304's tag would pair the old body with a validator
+ * that names some other body, and clients revalidating with it would be
+ * told their copy of that other body is ours.
+ */
 export function freshenedHeaders(stored: HeaderMap, notModified: HeaderMap): HeaderMap {
   const merged: HeaderMap = { ...stored };
   for (const name in notModified) {
     if (KEPT_ON_FRESHEN.has(name) || notModified[name] === undefined) continue;
+    if (name === 'etag' && stored['etag'] !== undefined) continue;
     merged[name] = notModified[name];
   }
   return merged;
 }
 
-/** Whether a 304 answers the validators we sent for this entry (RFC 9111 §4.3.4: a 304 for another representation is not ours). */
+/**
+ * Whether a 304 answers the validators we sent for this entry (RFC 9111 §4.3.4).
+ * We send one entry's validators at a time. With an ETag we sent it in
+ * If-None-Match, and a 304 says that tag matched (RFC 9110 §13.1.2), so the
+ * 304 selects our entry whatever tag it carries itself. Without one we sent
+ * only If-Modified-Since; a 304 that then carries an ETag names a
+ * representation we cannot tell is ours, so it is not used to freshen.
+ */
 export function notModifiedMatches(notModified: HeaderMap, entry: Pick<Entry, 'etag' | 'lastModified'>): boolean {
-  const etag = headerValue(notModified, 'etag');
-  if (etag !== undefined && entry.etag !== undefined) return opaqueTag(etag) === opaqueTag(entry.etag);
-  if (etag !== undefined && entry.etag === undefined) return false;
-  return true;
+  if (entry.etag !== undefined) return true;
+  return headerValue(notModified, 'etag') === undefined;
 }

@@ -41,8 +41,6 @@ export interface ResponseFacts {
  */
 export function freshnessLifetime(facts: ResponseFacts, responseTime: number, options: LifetimeOptions, random: () => number): Lifetime {
   const { directives } = facts;
-  // An Age that is not a single non-negative integer makes the freshness information unusable: treat as stale.
-  if (facts.age !== undefined && !/^\d+$/.test(facts.age.trim())) return { ms: 0, source: 'none' };
   const sMaxAge = deltaSeconds(directives, 's-maxage');
   if (sMaxAge !== undefined) return { ms: (sMaxAge ?? 0) * 1000, source: 's-maxage' };
   const maxAge = deltaSeconds(directives, 'max-age');
@@ -51,12 +49,12 @@ export function freshnessLifetime(facts: ResponseFacts, responseTime: number, op
   const dateValue = dateOrResponseTime(facts.date, responseTime);
   if (facts.expires !== undefined) {
     // An invalid Expires (e.g. "0") means already expired (RFC 9111 §5.3).
-    const expires = parseHttpDate(facts.expires);
+    const expires = parseHttpDate(facts.expires, responseTime);
     return { ms: Number.isNaN(expires) ? 0 : Math.max(0, expires - dateValue), source: 'expires' };
   }
 
   const heuristicAllowed = HEURISTICALLY_CACHEABLE.has(facts.status) || directives.has('public');
-  const lastModified = parseHttpDate(facts.lastModified);
+  const lastModified = parseHttpDate(facts.lastModified, responseTime);
   if (heuristicAllowed && !Number.isNaN(lastModified) && lastModified < dateValue && options.heuristicFraction > 0) {
     const ms = Math.min((dateValue - lastModified) * options.heuristicFraction, options.heuristicMaxTtl);
     return { ms: jittered(ms, options.jitter, random), source: 'heuristic' };
@@ -77,7 +75,7 @@ export function jittered(ms: number, fraction: number, random: () => number): nu
 }
 
 function dateOrResponseTime(date: string | undefined, responseTime: number): number {
-  const parsed = parseHttpDate(date);
+  const parsed = parseHttpDate(date, responseTime);
   return Number.isNaN(parsed) ? responseTime : parsed;
 }
 
@@ -87,12 +85,26 @@ function dateOrResponseTime(date: string | undefined, responseTime: number): num
  * (apparent age) and for the time the request spent in flight.
  */
 export function correctedInitialAge(facts: ResponseFacts, requestTime: number, responseTime: number): number {
-  const ageHeader = facts.age === undefined ? NaN : Number(facts.age.split(',')[0]?.trim());
-  const ageValue = Number.isFinite(ageHeader) && ageHeader >= 0 ? ageHeader * 1000 : 0;
-  const dateValue = parseHttpDate(facts.date);
+  const ageValue = (ageFieldSeconds(facts.age) ?? 0) * 1000;
+  const dateValue = parseHttpDate(facts.date, responseTime);
   const apparentAge = Number.isNaN(dateValue) ? 0 : Math.max(0, responseTime - dateValue);
   const responseDelay = Math.max(0, responseTime - requestTime);
   return Math.max(apparentAge, ageValue + responseDelay);
+}
+
+/**
+ * The Age field's value in seconds (RFC 9111 §5.1), or undefined when it is
+ * to be ignored. Age is a singleton field, but a list (one line `0, 7200` or
+ * several lines, which arrive joined) is read by its first member, and a
+ * value that is not a non-negative integer (`-1`, `1.5`, `abc`) is ignored:
+ * the Date header and the time in flight still bound the response's age.
+ * Values too large to represent are capped to 2^31 seconds (§1.2.2).
+ */
+export function ageFieldSeconds(age: string | undefined): number | undefined {
+  if (age === undefined) return undefined;
+  const first = age.split(',', 1)[0]!.trim();
+  if (!/^\d+$/.test(first)) return undefined;
+  return Math.min(Number(first), 2 ** 31);
 }
 
 /** current_age (RFC 9111 §4.2.3) in whole seconds, as sent in the Age header. */

@@ -1,7 +1,7 @@
 import CachePolicy from 'http-cache-semantics';
 import type { CacheOptions, TagOptions } from '../../config/types.js';
 import { headerValue, splitList, tokenList, type HeaderMap, type StoredHeaders } from '../http/headers.js';
-import { deltaSeconds, parseCacheControl, parseSurrogateControl, qualifiedFields, type Directives } from './cache-control.js';
+import { deltaSeconds, parseCacheControl, parseSurrogateControl, parseTargetedCacheControl, qualifiedFields, type Directives } from './cache-control.js';
 import { ENTRY_OVERHEAD_BYTES, headersSize, type Entry } from './entry.js';
 import { correctedInitialAge, freshnessLifetime, type Lifetime, type ResponseFacts } from './freshness.js';
 
@@ -85,12 +85,9 @@ function storableStatus(status: number): boolean {
 export function responseDirectives(headers: HeaderMap, surrogateTarget: string): Directives {
   const surrogate = parseSurrogateControl(headerValue(headers, 'surrogate-control'), surrogateTarget);
   if (surrogate.size > 0) return surrogate;
-  const targeted = headerValue(headers, 'cdn-cache-control');
-  if (targeted !== undefined) {
-    const parsed = parseCacheControl(targeted);
-    // A targeted field that cannot be parsed is ignored (RFC 9213 §2.1).
-    if (parsed.size > 0) return parsed;
-  }
+  // A targeted field that is not a valid Structured Field, or names nothing we use, is ignored (RFC 9213 §2.1).
+  const targeted = parseTargetedCacheControl(headerValue(headers, 'cdn-cache-control'));
+  if (targeted !== undefined && targeted.size > 0) return targeted;
   return parseCacheControl(headerValue(headers, 'cache-control'));
 }
 
@@ -124,7 +121,8 @@ export function judgeResponse(response: ResponseUnderJudgement, options: PolicyO
   if (setCookie && options.cache.setCookie === 'pass') return notStored('set-cookie');
 
   const explicitFreshness = directives.has('s-maxage') || directives.has('max-age') || headers['expires'] !== undefined;
-  if (!explicitFreshness && !libraryAllowsStoring(response, directives)) return notStored('status');
+  // `public` permits storing a final response of any status, even one whose semantics we do not know (RFC 9111 §3).
+  if (!explicitFreshness && !directives.has('public') && !libraryAllowsStoring(response, directives)) return notStored('status');
 
   const facts = factsOf(status, headers, directives);
   const lifetime = freshnessLifetime(facts, response.responseTime, options.cache, options.random);

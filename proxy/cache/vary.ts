@@ -13,7 +13,27 @@ export function normalizedFieldValue(headers: HeaderMap, name: string): string {
   const value = headerValue(headers, name);
   if (name === 'accept-encoding') return encodingBucket(value);
   if (value === undefined) return '';
+  if (name === 'accept-language') return languagePreferences(value);
   return splitList(value).join(',').toLowerCase();
+}
+
+/**
+ * Accept-Language reduced to what it asks for (RFC 9110 §12.5.4): each
+ * language range with its weight, ranked by weight. Ranges of equal weight
+ * are equally preferred, so their order carries no meaning and they are
+ * sorted by name; `en, de` and `de, en` select the same variant.
+ */
+function languagePreferences(value: string): string {
+  const ranges = splitList(value).map((member) => {
+    const [range = '', ...params] = member.split(';').map((part) => part.trim().toLowerCase());
+    const q = params.find((param) => param.startsWith('q='));
+    const weight = q === undefined ? 1 : Number(q.slice(2));
+    // A weight we cannot read is kept verbatim, so it never merges with a readable one.
+    if (!Number.isFinite(weight)) return { range: member.replace(/\s+/g, '').toLowerCase(), weight: 1 };
+    return { range, weight };
+  });
+  ranges.sort((a, b) => b.weight - a.weight || (a.range < b.range ? -1 : a.range > b.range ? 1 : 0));
+  return ranges.map(({ range, weight }) => (weight === 1 ? range : `${range};q=${weight}`)).join(',');
 }
 
 /** The variant a request selects for a response that varies on `vary`. */

@@ -56,10 +56,5 @@ export function unquote(value: string): string {
   return value.slice(1, -1).replace(/\\(.)/g, '$1');
 }
 
-/** Parses an HTTP-date (RFC 9110 §5.6.7); NaN when it is not one. */
-export function parseHttpDate(value: string | undefined): number {
-  if (value === undefined) return NaN;
-  // Date.parse accepts many non-HTTP forms too; an HTTP-date always names a weekday or a month.
-  if (!/[a-z]{3}/i.test(value)) return NaN;
-  return Date.parse(value);
-}
+/** Parses an HTTP-date (RFC 9110 §5.6.7); NaN when it is not one. See date.ts. */
+export { parseHttpDate } from './date.js';

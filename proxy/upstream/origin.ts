@@ -3,6 +3,7 @@ import { Pool } from 'undici';
 import type { OriginOptions } from '../../config/types.js';
 import { ProxyError, upstreamError } from '../errors.js';
 import type { HeaderMap } from '../http/headers.js';
+import type { InterimListener } from './interim.js';
 
 export interface OriginRequest {
   readonly method: string;
@@ -11,6 +12,8 @@ export interface OriginRequest {
   readonly headers: HeaderMap;
   /** The request body, streamed as it arrives; null when there is none. */
   readonly body: Readable | null;
+  /** Told of each interim (1xx) response that precedes the final one. */
+  readonly onInterim?: InterimListener | undefined;
 }
 
 export interface OriginResponse {
@@ -58,6 +61,7 @@ export class Origin {
         body: request.body,
         headersTimeout: this.#options.headersTimeout,
         bodyTimeout: this.#options.bodyTimeout,
+        ...(request.onInterim === undefined ? {} : { onInfo: interimAdapter(request.onInterim) }),
       });
       // A body nobody reads to the end (discarded, or abandoned when a client
       // leaves) may still fail; without a listener that error would end the process.
@@ -78,6 +82,16 @@ export class Origin {
 }
 
 function ignoreError(): void {}
+
+function interimAdapter(listener: InterimListener): (info: { statusCode: number; headers: Record<string, string | string[] | undefined> }) => void {
+  return (info) => {
+    try {
+      listener(info.statusCode, info.headers);
+    } catch {
+      // A client that cannot take an interim response still gets the final one.
+    }
+  };
+}
 
 export type BufferedBody =
   | { readonly complete: true; readonly body: Buffer }
