@@ -233,7 +233,7 @@ export class Flow {
 
     const now = this.#deps.clock();
     const entry = makeEntry(withBodyLength(plan, buffered.body), target.key, variantOf(request.headers, plan.vary), buffered.body, now, KEEP_WITH_VALIDATORS_MS);
-    const stored = this.invalidations.mayStore(target.key, stamp) && (await this.#save(entry));
+    const stored = this.invalidations.mayStore(target.key, stamp, entry.tags) && (await this.#save(entry));
     if (stored) this.#hitForMiss.clear(target.key);
     const storedFacts = { ...facts, stored };
     return {
@@ -263,7 +263,7 @@ export class Flow {
     }
     const plan = verdict.plan.tags.length === 0 ? { ...verdict.plan, tags: stale.tags } : verdict.plan;
     const entry = makeEntry(plan, stale.key, stale.variant, stale.body, now, KEEP_WITH_VALIDATORS_MS);
-    const stored = this.invalidations.mayStore(stale.key, stamp) && (await this.#save(entry));
+    const stored = this.invalidations.mayStore(stale.key, stamp, entry.tags) && (await this.#save(entry));
     const storedFacts = { ...facts, stored };
     return {
       shared: { kind: 'entry', entry, facts: storedFacts },

@@ -1,0 +1,59 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Authorizer } from './auth.js';
+import { parsePurgeBody } from './body.js';
+import { PurgeSpecError, type Purger } from './purger.js';
+
+/**
+ * POST /purge on the admin listener. The body is read as text (whatever the
+ * Content-Type: `curl -d` sends form encoding by default) up to
+ * `maxBodySize`, and only after the client is authorized.
+ */
+export interface PurgeRouteOptions {
+  readonly purger: Purger;
+  readonly authorizer: Authorizer;
+  readonly maxBodySize: number;
+}
+
+export function purgeRoutes(options: PurgeRouteOptions) {
+  return async function purgeRoutesPlugin(app: FastifyInstance): Promise<void> {
+    // Scoped to this plugin: the admin listener's other routes keep Fastify's parsers.
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: options.maxBodySize }, (_request, body, done) => done(null, body));
+
+    app.post('/purge', {
+      bodyLimit: options.maxBodySize,
+      onRequest: async (request, reply) => denyUnlessAuthorized(options.authorizer, request, reply),
+      handler: async (request, reply) => {
+        const verdict = parsePurgeBody(typeof request.body === 'string' ? request.body : undefined);
+        if (verdict.kind === 'invalid') return badRequest(reply, verdict.message);
+        try {
+          const result = await options.purger.purge(verdict.spec, 'admin');
+          return reply.header('cache-control', 'no-store').send({ purged: result.purged, durationMs: round(result.durationMs), mode: verdict.spec.mode });
+        } catch (error) {
+          if (error instanceof PurgeSpecError) return badRequest(reply, error.message);
+          throw error;
+        }
+      },
+    });
+  };
+}
+
+/** Answers 401/403 and ends the request when the client may not purge; used by every purge entry point. */
+export async function denyUnlessAuthorized(authorizer: Authorizer, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+  const authorization = request.headers.authorization;
+  const decision = authorizer.authorize({ authorization, clientIp: request.socket.remoteAddress ?? '' });
+  if (decision.kind === 'allowed') return undefined;
+  if (decision.status === 401) reply.header('www-authenticate', 'Bearer realm="lacquer"');
+  return reply
+    .code(decision.status)
+    .header('cache-control', 'no-store')
+    .send({ error: decision.status === 401 ? 'Unauthorized' : 'Forbidden', message: decision.reason });
+}
+
+export function badRequest(reply: FastifyReply, message: string): FastifyReply {
+  return reply.code(400).header('cache-control', 'no-store').send({ error: 'Bad Request', message });
+}
+
+export function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
