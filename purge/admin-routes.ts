@@ -22,7 +22,10 @@ export function purgeRoutes(options: PurgeRouteOptions) {
 
     app.post('/purge', {
       bodyLimit: options.maxBodySize,
-      onRequest: async (request, reply) => denyUnlessAuthorized(options.authorizer, request, reply),
+      onRequest: async (request, reply) => {
+        if (deniedPurge(options.authorizer, request, reply)) return reply;
+        return undefined;
+      },
       handler: async (request, reply) => {
         const verdict = parsePurgeBody(typeof request.body === 'string' ? request.body : undefined);
         if (verdict.kind === 'invalid') return badRequest(reply, verdict.message);
@@ -38,16 +41,21 @@ export function purgeRoutes(options: PurgeRouteOptions) {
   };
 }
 
-/** Answers 401/403 and ends the request when the client may not purge; used by every purge entry point. */
-export async function denyUnlessAuthorized(authorizer: Authorizer, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+/**
+ * Answers 401/403 when the client may not purge, and says whether it did;
+ * used by every purge entry point. Synchronous on purpose: a Fastify reply
+ * is thenable, so returning one from an async function would lose it.
+ */
+export function deniedPurge(authorizer: Authorizer, request: FastifyRequest, reply: FastifyReply): boolean {
   const authorization = request.headers.authorization;
   const decision = authorizer.authorize({ authorization, clientIp: request.socket.remoteAddress ?? '' });
-  if (decision.kind === 'allowed') return undefined;
+  if (decision.kind === 'allowed') return false;
   if (decision.status === 401) reply.header('www-authenticate', 'Bearer realm="lacquer"');
-  return reply
+  void reply
     .code(decision.status)
     .header('cache-control', 'no-store')
     .send({ error: decision.status === 401 ? 'Unauthorized' : 'Forbidden', message: decision.reason });
+  return true;
 }
 
 export function badRequest(reply: FastifyReply, message: string): FastifyReply {

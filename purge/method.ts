@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { badRequest, denyUnlessAuthorized, round } from './admin-routes.js';
+import { badRequest, deniedPurge, round } from './admin-routes.js';
 import type { Authorizer } from './auth.js';
 import { PurgeSpecError, type Purger } from './purger.js';
 import type { PurgeMode, PurgeSpec } from './selectors.js';
@@ -21,8 +21,7 @@ export interface PurgeMethodOptions {
 export function purgeMethodHook(options: PurgeMethodOptions) {
   return async function purgeMethod(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
     if (request.method !== 'PURGE') return undefined;
-    const denied = await denyUnlessAuthorized(options.authorizer, request, reply);
-    if (denied !== undefined) return denied;
+    if (deniedPurge(options.authorizer, request, reply)) return reply;
 
     const mode = modeOf(request.headers['purge-mode']);
     if (mode === undefined) return badRequest(reply, 'Purge-Mode must be "soft" or "hard"');
