@@ -36,10 +36,6 @@ export interface PurgeResult {
   readonly durationMs: number;
 }
 
-/** Every variant of the key, or only those named (by a tag). */
-const WHOLE_KEY = 'whole-key';
-type Selection = typeof WHOLE_KEY | Set<string>;
-
 export class PurgeSpecError extends Error {}
 
 export class Purger {
@@ -78,20 +74,34 @@ export class Purger {
     const matches = keyMatcher(urls, prefixes);
     if (urls.length + prefixes.length > 0) invalidations.invalidateMatching(matches);
 
-    const selection = await this.#select(spec, urls, prefixes, matches);
+    const soft = spec.mode === 'soft';
     const tags = new Set(spec.tags);
-    let purged = 0;
-    let errors = 0;
-    let handled = 0;
-    for (const [key, chosen] of selection) {
+    const tally = { purged: 0, errors: 0, handled: 0 };
+    const step = async (action: () => Promise<number>): Promise<void> => {
       try {
-        purged += await this.#apply(key, chosen, spec.mode === 'soft', tags, startedAt);
+        tally.purged += await action();
       } catch (error) {
-        errors++;
+        tally.errors++;
         this.#options.onError?.(error, 'purge');
       }
-      if (++handled % this.#sliceSize === 0) await yieldToEventLoop();
+      if (++tally.handled % this.#sliceSize === 0) await yieldToEventLoop();
+    };
+
+    // Whole keys first (URLs, prefixes, everything), then the variants the tags name that those did not cover.
+    const wholeKeys = await this.#wholeKeys(spec, urls, prefixes, matches);
+    for (const key of wholeKeys) await step(() => this.#apply(key, undefined, soft, tags, startedAt));
+    const covered = new Set(spec.tags.length > 0 ? wholeKeys : []);
+    const seen = new Set<string>();
+    for (const tag of spec.tags) {
+      for (const id of this.#options.index.ids(tag)) {
+        if (seen.has(id)) continue;
+        seen.add(id);
+        const ref = this.#options.index.ref(id);
+        if (ref === undefined || covered.has(ref.key)) continue;
+        await step(() => this.#apply(ref.key, ref.variant, soft, tags, startedAt));
+      }
     }
+    const { purged, errors } = tally;
 
     const durationMs = performance.now() - started;
     const event: PurgeEvent = { kinds: kindsOf(spec), mode: spec.mode, source, purged, durationMs, errors };
@@ -100,47 +110,33 @@ export class Purger {
     return { purged, durationMs };
   }
 
-  /** The keys to act on, each with the variants chosen (all of them, or those a tag named). */
-  async #select(spec: PurgeSpec, urls: readonly PathTarget[], prefixes: readonly PathTarget[], matches: (key: string) => boolean): Promise<Map<string, Selection>> {
-    const selection = new Map<string, Selection>();
+  /** The keys purged whole (every variant): those the URLs, prefixes or `all` name. */
+  async #wholeKeys(spec: PurgeSpec, urls: readonly PathTarget[], prefixes: readonly PathTarget[], matches: (key: string) => boolean): Promise<string[]> {
     const exact = urls.map((url) => exactKey(url, this.#options.keyOptions));
     const needsScan = spec.all || prefixes.length > 0 || exact.some((key) => key === undefined);
-    if (needsScan) {
-      const keys = this.#options.store.keys();
-      const take = (key: string): void => {
-        if (spec.all || matches(key)) selection.set(key, WHOLE_KEY);
-      };
-      if (Symbol.iterator in keys) {
-        // A synchronous store is copied first: other requests change it while the scan yields.
-        const all = [...keys];
-        for (let i = 0; i < all.length; i++) {
-          take(all[i]!);
-          if ((i + 1) % (this.#sliceSize * 16) === 0) await yieldToEventLoop();
-        }
-      } else {
-        for await (const key of keys) take(key);
+    if (!needsScan) return [...new Set(exact as string[])];
+    const chosen: string[] = [];
+    const keys = this.#options.store.keys();
+    if (Symbol.iterator in keys) {
+      // A synchronous store is copied first: other requests change it while the scan yields.
+      const all = [...keys];
+      for (let i = 0; i < all.length; i++) {
+        if (spec.all || matches(all[i]!)) chosen.push(all[i]!);
+        if ((i + 1) % (this.#sliceSize * 16) === 0) await yieldToEventLoop();
       }
     } else {
-      for (const key of exact) selection.set(key!, WHOLE_KEY);
+      for await (const key of keys) if (spec.all || matches(key)) chosen.push(key);
     }
-    for (const tag of spec.tags) {
-      for (const { key, variant } of this.#options.index.variants(tag)) {
-        const chosen = selection.get(key);
-        if (chosen === WHOLE_KEY) continue;
-        if (chosen === undefined) selection.set(key, new Set([variant]));
-        else chosen.add(variant);
-      }
-    }
-    return selection;
+    return chosen;
   }
 
-  /** Purges the chosen variants of one key; answers how many were affected. */
-  async #apply(key: string, chosen: Selection, soft: boolean, tags: ReadonlySet<string>, startedAt: number): Promise<number> {
+  /** Purges one key: every variant, or only `variant` (named by one of `tags`); answers how many were affected. */
+  async #apply(key: string, variant: string | undefined, soft: boolean, tags: ReadonlySet<string>, startedAt: number): Promise<number> {
     const { store, clock } = this.#options;
-    if (chosen === WHOLE_KEY && !soft) return store.delete(key);
+    if (variant === undefined && !soft) return store.delete(key);
     const variants = (await store.get(key)) ?? [];
     // Only what was stored before the purge began: a response fetched after it is already the new content.
-    const targets = variants.filter((entry) => entry.storedAt <= startedAt && (chosen === WHOLE_KEY || (chosen.has(entry.variant) && entry.tags.some((tag) => tags.has(tag)))));
+    const targets = variants.filter((entry) => entry.storedAt <= startedAt && (variant === undefined || (entry.variant === variant && entry.tags.some((tag) => tags.has(tag)))));
     if (targets.length === 0) return 0;
     if (soft) {
       const now = clock();
