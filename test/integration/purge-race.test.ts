@@ -79,6 +79,18 @@ describe('a purge racing an origin fetch', () => {
     });
   }
 
+  it('a PURGE request for the URL keeps the response fetched before it out of the cache', async () => {
+    const { release } = await heldOrigin();
+    const inFlight = proxy!.fetch('/race/item');
+    await originSaw(1);
+    const purge = await proxy!.fetch('/race/item', { method: 'PURGE' });
+    expect(purge.status).toBe(200);
+    release();
+    expect((await inFlight).headers['cache-status']).not.toMatch(/; stored/);
+    expect((await proxy!.fetch('/race/item')).body).toBe('after the purge');
+    expect(origin!.hits()).toBe(2);
+  });
+
   it('a purge of other things does not stop the response being stored', async () => {
     const held = await purgeDuringFetch({ tags: ['another-tag'], urls: ['/race/other'], prefixes: ['/elsewhere/'] });
     expect(held.headers['cache-status']).toMatch(/; stored/);

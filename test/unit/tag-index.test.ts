@@ -109,3 +109,27 @@ describe('the tag index follows the store', () => {
     expect(after - before).toBeLessThan(8 * 1024 * 1024);
   });
 });
+
+describe('the listener fan-out', () => {
+  it('tells every listener, and one that throws neither stops the others nor the store', () => {
+    const seen: string[] = [];
+    const errors: unknown[] = [];
+    const listener = fanOut(
+      [
+        {
+          onStore: () => {
+            throw new Error('broken listener');
+          },
+        },
+        { onStore: (entry) => seen.push(`store ${entry.key}`), onRemove: (entry, reason) => seen.push(`${reason} ${entry.key}`) },
+      ],
+      (error) => errors.push(error),
+    );
+    const clock = new TestClock();
+    const store = new MemoryStore({ maxSize: 1_000_000, maxVariants: 4, clock: clock.now, listener });
+    store.set(testEntry({ key: 'h/a' }, clock.now()));
+    store.delete('h/a');
+    expect(seen).toEqual(['store h/a', 'delete h/a']);
+    expect(errors).toHaveLength(1);
+  });
+});
