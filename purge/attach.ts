@@ -37,7 +37,7 @@ export function attachPurge(parts: PurgeParts): Purger {
     keyOptions: config.key,
     clock: parts.clock,
     ...(parts.sliceSize === undefined ? {} : { sliceSize: parts.sliceSize }),
-    onPurge: (event: PurgeEvent) => log.info({ purge: event }, `purge ${event.kinds.join('+')} ${event.mode}: ${event.purged} entries in ${event.durationMs.toFixed(1)} ms`),
+    onPurge: (event: PurgeEvent) => log.info({ purge: event }, `purge ${event.kind} ${event.soft ? 'soft' : 'hard'}: ${event.purged} entries in ${event.durationMs.toFixed(1)} ms`),
     onError: (error, context) => log.warn({ err: error, context }, 'purge store operation failed'),
   });
   if (config.purge.method) parts.proxyApp.addHook('onRequest', purgeMethodHook({ purger, authorizer, tagHeader: config.purge.tagHeader }));

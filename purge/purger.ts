@@ -4,7 +4,7 @@ import type { Invalidations } from '../proxy/cache/coalesce.js';
 import type { Entry } from '../proxy/cache/entry.js';
 import type { Store } from '../proxy/store/store.js';
 import { publishPurge, type PurgeEvent, type PurgeSource } from './events.js';
-import { exactKey, keyMatcher, kindsOf, parseTarget, type PathTarget, type PurgeSpec } from './selectors.js';
+import { exactKey, keyMatcher, parseTarget, splitByKind, type PathTarget, type PurgeKind, type PurgeSpec } from './selectors.js';
 import { softPurged } from './soft.js';
 import type { TagIndex } from './tag-index.js';
 
@@ -58,10 +58,21 @@ export class Purger {
     return undefined;
   }
 
-  /** `host` fixes the host of bare paths (the PURGE method passes the request's Host). */
+  /**
+   * Carries out a purge request: one purge (and one event) per kind it
+   * names. `host` fixes the host of bare paths (the PURGE method passes the
+   * request's Host).
+   */
   async purge(spec: PurgeSpec, source: PurgeSource, host?: string): Promise<PurgeResult> {
     const problem = this.validate(spec, host);
     if (problem !== undefined) throw new PurgeSpecError(problem);
+    const started = performance.now();
+    let purged = 0;
+    for (const part of splitByKind(spec)) purged += await this.#purgeKind(part.kind, part.spec, source, host);
+    return { purged, durationMs: performance.now() - started };
+  }
+
+  async #purgeKind(kind: PurgeKind, spec: PurgeSpec, source: PurgeSource, host: string | undefined): Promise<number> {
     const started = performance.now();
     const startedAt = this.#options.clock();
     const { invalidations, keyOptions } = this.#options;
@@ -103,11 +114,10 @@ export class Purger {
     }
     const { purged, errors } = tally;
 
-    const durationMs = performance.now() - started;
-    const event: PurgeEvent = { kinds: kindsOf(spec), mode: spec.mode, source, purged, durationMs, errors };
+    const event: PurgeEvent = { kind, soft, purged, durationMs: performance.now() - started, source, errors };
     publishPurge(event);
     this.#options.onPurge?.(event);
-    return { purged, durationMs };
+    return purged;
   }
 
   /** The keys purged whole (every variant): those the URLs, prefixes or `all` name. */
@@ -140,11 +150,14 @@ export class Purger {
     if (targets.length === 0) return 0;
     if (soft) {
       const now = clock();
+      let marked = 0;
       for (const entry of targets) {
-        const marked = softPurged(entry, now);
-        if (marked !== entry) await store.set(marked);
+        const stale = softPurged(entry, now);
+        if (stale === entry) continue;
+        await store.set(stale);
+        marked++;
       }
-      return targets.length;
+      return marked;
     }
     if (targets.length === variants.length) return store.delete(key);
     const withVariants = store as Store & { deleteVariant?(entry: Entry): unknown };

@@ -81,11 +81,13 @@ export function exactKey(target: PathTarget, keyOptions: KeyOptions): string | u
   return target.host === undefined || keyOptions.headers.length > 0 ? undefined : target.host + target.path;
 }
 
-export function kindsOf(spec: PurgeSpec): PurgeKind[] {
-  const kinds: PurgeKind[] = [];
-  if (spec.urls.length > 0) kinds.push('url');
-  if (spec.tags.length > 0) kinds.push('tag');
-  if (spec.prefixes.length > 0) kinds.push('prefix');
-  if (spec.all) kinds.push('all');
-  return kinds;
+/** One purge per kind a request names, in a fixed order; a variant named twice is purged (and counted) by the first. */
+export function splitByKind(spec: PurgeSpec): { readonly kind: PurgeKind; readonly spec: PurgeSpec }[] {
+  const none = { urls: [], tags: [], prefixes: [], all: false, mode: spec.mode };
+  const parts: { kind: PurgeKind; spec: PurgeSpec }[] = [];
+  if (spec.urls.length > 0) parts.push({ kind: 'url', spec: { ...none, urls: spec.urls } });
+  if (spec.tags.length > 0) parts.push({ kind: 'tag', spec: { ...none, tags: spec.tags } });
+  if (spec.prefixes.length > 0) parts.push({ kind: 'prefix', spec: { ...none, prefixes: spec.prefixes } });
+  if (spec.all) parts.push({ kind: 'all', spec: { ...none, all: true } });
+  return parts;
 }

@@ -78,8 +78,10 @@ describe('the purger', () => {
     expect(entry!.body).toBe(body);
     expect(entry!.freshUntil).toBe(clock.now());
     expect(entry!.staleWhileRevalidateUntil).toBe(clock.now() + 30_000);
-    // Still indexed: a soft-purged entry can be purged again.
+    // Still indexed: a soft-purged entry can be purged again; softly, it is already stale, so nothing changes.
     expect(index.variants('t')).toHaveLength(1);
+    expect((await purger.purge(spec({ tags: ['t'], mode: 'soft' }), 'admin')).purged).toBe(0);
+    expect((await purger.purge(spec({ tags: ['t'] }), 'admin')).purged).toBe(1);
   });
 
   it('leaves alone what was stored after the purge began', async () => {
