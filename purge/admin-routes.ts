@@ -41,6 +41,11 @@ export function purgeRoutes(options: PurgeRouteOptions) {
   };
 }
 
+/** The purge check as a yes/no on a Fastify request, for other operator routes guarded like purge (e.g. explain). */
+export function allowedLikePurge(authorizer: Authorizer): (request: FastifyRequest) => boolean {
+  return (request) => authorizer.authorize({ authorization: request.headers.authorization, clientIp: request.socket.remoteAddress ?? '' }).kind === 'allowed';
+}
+
 /**
  * Answers 401/403 when the client may not purge, and says whether it did;
  * used by every purge entry point. Synchronous on purpose: a Fastify reply

@@ -1,9 +1,9 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config/types.js';
 import type { Invalidations } from '../proxy/cache/coalesce.js';
 import type { Store } from '../proxy/store/store.js';
-import { purgeRoutes } from './admin-routes.js';
-import { createAuthorizer } from './auth.js';
+import { allowedLikePurge, purgeRoutes } from './admin-routes.js';
+import { createAuthorizer, type Authorizer } from './auth.js';
 import type { PurgeEvent } from './events.js';
 import { purgeMethodHook } from './method.js';
 import { Purger } from './purger.js';
@@ -26,7 +26,14 @@ export interface PurgeParts {
   readonly sliceSize?: number;
 }
 
-export function attachPurge(parts: PurgeParts): Purger {
+export interface AttachedPurge {
+  readonly purger: Purger;
+  readonly authorizer: Authorizer;
+  /** The same check as purge, for other guarded admin routes (explain). */
+  readonly allows: (request: FastifyRequest) => boolean;
+}
+
+export function attachPurge(parts: PurgeParts): AttachedPurge {
   const { config } = parts;
   const authorizer = createAuthorizer({ token: config.purge.token, allow: config.purge.allow });
   const log = parts.adminApp.log;
@@ -42,5 +49,5 @@ export function attachPurge(parts: PurgeParts): Purger {
   });
   if (config.purge.method) parts.proxyApp.addHook('onRequest', purgeMethodHook({ purger, authorizer, tagHeader: config.purge.tagHeader }));
   void parts.adminApp.register(purgeRoutes({ purger, authorizer, maxBodySize: config.purge.maxBodySize }));
-  return purger;
+  return { purger, authorizer, allows: allowedLikePurge(authorizer) };
 }

@@ -63,7 +63,7 @@ export async function startPurgeProxy(originUrl: string, options: PurgeTestOptio
   const proxy = buildProxyServer({ config, store, origin, clock, random: () => 0.5 });
   const logger = options.logs === undefined ? false : { level: 'info', stream: { write: (line: string) => options.logs!.push(JSON.parse(line)) } };
   const admin = buildAdminServer({ origin, logger });
-  const purger = attachPurge({ config, index, store, invalidations: proxy.flow.invalidations, proxyApp: proxy.app, adminApp: admin, clock, ...(options.sliceSize === undefined ? {} : { sliceSize: options.sliceSize }) });
+  const { purger } = attachPurge({ config, index, store, invalidations: proxy.flow.invalidations, proxyApp: proxy.app, adminApp: admin, clock, ...(options.sliceSize === undefined ? {} : { sliceSize: options.sliceSize }) });
   await proxy.app.listen({ host: '127.0.0.1', port: 0 });
   await admin.listen({ host: '127.0.0.1', port: 0 });
   const url = urlOf(proxy.app);

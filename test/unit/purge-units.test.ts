@@ -169,3 +169,20 @@ describe('invalidation stamps', () => {
     expect(stamps.mayStore('h/9', stamps.stamp())).toBe(true);
   });
 });
+
+describe('the purge check for other admin routes', () => {
+  it('answers yes or no on a Fastify request the way purge would', async () => {
+    const { default: Fastify } = await import('fastify');
+    const { allowedLikePurge } = await import('../../purge/admin-routes.js');
+    const app = Fastify();
+    const allows = allowedLikePurge(createAuthorizer({ token: 'explain-token-0123456789', allow: [] }));
+    app.get('/guarded', async (request) => ({ allowed: allows(request) }));
+    try {
+      // inject() connects from 127.0.0.1: loopback alone is not enough once a token is configured.
+      expect((await app.inject({ url: '/guarded' })).json()).toEqual({ allowed: false });
+      expect((await app.inject({ url: '/guarded', headers: { authorization: 'Bearer explain-token-0123456789' } })).json()).toEqual({ allowed: true });
+    } finally {
+      await app.close();
+    }
+  });
+});
