@@ -83,7 +83,13 @@ export class Purger {
     if (spec.all) invalidations.invalidateAll();
     for (const tag of spec.tags) invalidations.invalidateTag(tag);
     const matches = keyMatcher(urls, prefixes);
-    if (urls.length + prefixes.length > 0) invalidations.invalidateMatching(matches);
+    // A URL that names one key is stamped by key; only the others (and prefixes) need the short list of matchers.
+    const inexact = urls.filter((url) => {
+      const key = exactKey(url, keyOptions);
+      if (key !== undefined) invalidations.invalidate(key);
+      return key === undefined;
+    });
+    if (inexact.length + prefixes.length > 0) invalidations.invalidateMatching(keyMatcher(inexact, prefixes));
 
     const soft = spec.mode === 'soft';
     const tags = new Set(spec.tags);
