@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { badRequest, deniedPurge, round } from './admin-routes.js';
+import { badRequest, deniedPurge, round } from './http.js';
 import type { Authorizer } from './auth.js';
 import { PurgeSpecError, type Purger } from './purger.js';
 import type { PurgeMode, PurgeSpec } from './selectors.js';

@@ -1,7 +1,9 @@
+import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { defaults } from '../../config/schema.js';
 import { createAuthorizer, bearerToken } from '../../purge/auth.js';
 import { parsePurgeBody } from '../../purge/body.js';
+import { allowedLikePurge } from '../../purge/http.js';
 import { keyMatcher, parseTarget } from '../../purge/selectors.js';
 import { softPurged } from '../../purge/soft.js';
 import { Invalidations } from '../../proxy/cache/coalesce.js';
@@ -172,8 +174,6 @@ describe('invalidation stamps', () => {
 
 describe('the purge check for other admin routes', () => {
   it('answers yes or no on a Fastify request the way purge would', async () => {
-    const { default: Fastify } = await import('fastify');
-    const { allowedLikePurge } = await import('../../purge/admin-routes.js');
     const app = Fastify();
     const allows = allowedLikePurge(createAuthorizer({ token: 'explain-token-0123456789', allow: [] }));
     app.get('/guarded', async (request) => ({ allowed: allows(request) }));
