@@ -104,18 +104,15 @@ export class Purger {
       if (++tally.handled % this.#sliceSize === 0) await yieldToEventLoop();
     };
 
-    // Whole keys first (URLs, prefixes, everything), then the variants the tags name that those did not cover.
-    const wholeKeys = await this.#wholeKeys(spec, urls, prefixes, matches);
-    for (const key of wholeKeys) await step(() => this.#apply(key, undefined, soft, tags, startedAt));
-    const covered = new Set(spec.tags.length > 0 ? wholeKeys : []);
+    // URLs, prefixes and everything purge whole keys; tags purge the variants that carry them (once each).
+    for (const key of await this.#wholeKeys(spec, urls, prefixes, matches)) await step(() => this.#apply(key, undefined, soft, tags, startedAt));
     const seen = new Set<string>();
     for (const tag of spec.tags) {
       for (const id of this.#options.index.ids(tag)) {
         if (seen.has(id)) continue;
         seen.add(id);
         const ref = this.#options.index.ref(id);
-        if (ref === undefined || covered.has(ref.key)) continue;
-        await step(() => this.#apply(ref.key, ref.variant, soft, tags, startedAt));
+        if (ref !== undefined) await step(() => this.#apply(ref.key, ref.variant, soft, tags, startedAt));
       }
     }
     const { purged, errors } = tally;
