@@ -108,8 +108,12 @@ export class Invalidations {
     this.#all = ++this.#sequence;
   }
 
-  /** Whether a response fetched since `stamp` may still be stored under `key` with `tags`. */
-  mayStore(key: string, stamp: number, tags: readonly string[] = []): boolean {
+  /**
+   * Whether a response fetched since `stamp` may still be stored under `key`
+   * with `tags` (the entry's tags: required, so no store path can forget a
+   * tag purge).
+   */
+  mayStore(key: string, stamp: number, tags: readonly string[]): boolean {
     if (this.#all > stamp || this.#floor > stamp || (this.#byKey.get(key) ?? 0) > stamp) return false;
     for (const tag of tags) if ((this.#byTag.get(tag) ?? 0) > stamp) return false;
     for (let i = this.#matchers.length - 1; i >= 0 && this.#matchers[i]!.stamp > stamp; i--) {

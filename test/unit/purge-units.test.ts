@@ -149,11 +149,11 @@ describe('invalidation stamps', () => {
     stamps.invalidateTag('t');
     stamps.invalidateMatching((key) => key.startsWith('h/api/'));
     expect(stamps.mayStore('h/x', before, ['t'])).toBe(false);
-    expect(stamps.mayStore('h/api/1', before)).toBe(false);
+    expect(stamps.mayStore('h/api/1', before, [])).toBe(false);
     expect(stamps.mayStore('h/x', before, ['u'])).toBe(true);
     const after = stamps.stamp();
     expect(stamps.mayStore('h/x', after, ['t'])).toBe(true);
-    expect(stamps.mayStore('h/api/1', after)).toBe(true);
+    expect(stamps.mayStore('h/api/1', after, [])).toBe(true);
     stamps.invalidateAll();
     expect(stamps.mayStore('h/other', after, [])).toBe(false);
   });
@@ -167,8 +167,8 @@ describe('invalidation stamps', () => {
     expect(stamps.mayStore('h/x', before, ['a'])).toBe(false);
     const middle = stamps.stamp();
     for (const prefix of ['h/1', 'h/2', 'h/3']) stamps.invalidateMatching((key) => key.startsWith(prefix));
-    expect(stamps.mayStore('h/1', middle)).toBe(false);
-    expect(stamps.mayStore('h/9', stamps.stamp())).toBe(true);
+    expect(stamps.mayStore('h/1', middle, [])).toBe(false);
+    expect(stamps.mayStore('h/9', stamps.stamp(), [])).toBe(true);
   });
 });
 
