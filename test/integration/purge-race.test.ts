@@ -1,3 +1,5 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import type { IncomingMessage } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { postPurge, startPurgeProxy, type PurgeTestProxy } from '../helpers/purge-proxy.js';
@@ -87,6 +89,31 @@ describe('a purge racing an origin fetch', () => {
     expect(purge.status).toBe(200);
     release();
     expect((await inFlight).headers['cache-status']).not.toMatch(/; stored/);
+    expect((await proxy!.fetch('/race/item')).body).toBe('after the purge');
+    expect(origin!.hits()).toBe(2);
+  });
+
+  it('a request arriving after the purge does not take the answer of a fetch that started before it', async () => {
+    const { release } = await heldOrigin();
+    const first = proxy!.fetch('/race/item');
+    await originSaw(1);
+    await postPurge(proxy!, { tags: ['race-tag'] });
+    // The second request reaches the proxy while the first fetch is still held, so it finds that fetch under way.
+    const port = Number(new URL(proxy!.url).port);
+    let arrived = false;
+    const onStart = (message: unknown): void => {
+      if ((message as { request: IncomingMessage }).request.socket.localPort === port) arrived = true;
+    };
+    subscribe('http.server.request.start', onStart);
+    const second = proxy!.fetch('/race/item');
+    while (!arrived) await new Promise((resolve) => setTimeout(resolve, 5));
+    unsubscribe('http.server.request.start', onStart);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(origin!.hits()).toBe(1);
+    release();
+    expect((await first).body).toBe('before the purge');
+    expect((await second).body).toBe('after the purge');
+    expect(origin!.hits()).toBe(2);
     expect((await proxy!.fetch('/race/item')).body).toBe('after the purge');
     expect(origin!.hits()).toBe(2);
   });
