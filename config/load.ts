@@ -39,6 +39,7 @@ const OVERRIDES: readonly { flag?: 'listen' | 'origin' | 'admin'; env: string; p
   { flag: 'origin', env: 'LACQUER_ORIGIN', path: ['origin', 'url'] },
   { flag: 'admin', env: 'LACQUER_ADMIN', path: ['admin'] },
   { env: 'LACQUER_LOG_LEVEL', path: ['log', 'level'] },
+  { env: 'LACQUER_PURGE_TOKEN', path: ['purge', 'token'] },
 ];
 
 export function loadConfig(options: LoadOptions = {}): LoadedConfig {
@@ -234,6 +235,7 @@ Environment:
   LACQUER_ADMIN       same as --admin         (sets admin)
   LACQUER_LOG_LEVEL   sets log.level: fatal, error, warn, info, debug, trace or
                       silent (default: ${d.log.level})
+  LACQUER_PURGE_TOKEN sets purge.token, the bearer token purges must carry
   An empty variable counts as unset.
 
 Precedence, lowest first: built-in defaults, the config file, environment

@@ -1,4 +1,4 @@
-import { isIPv6 } from 'node:net';
+import { isIP, isIPv6 } from 'node:net';
 import { z } from 'zod';
 import type { Config, ListenAddress } from './types.js';
 import { DURATION_EXAMPLE, SIZE_EXAMPLE, parseDuration, parseSize } from './units.js';
@@ -225,6 +225,28 @@ const tagsSchema = mapping({
   strip: flag().default(true),
 });
 
+const purgeToken = z
+  .string({ error: 'expected a token of at least 16 visible characters, or null' })
+  .regex(/^[\x21-\x7e]{16,}$/, { error: 'expected a token of at least 16 visible ASCII characters without spaces' })
+  .nullable();
+
+const CLIENT_EXAMPLE = 'expected an IP address or a CIDR range such as 10.0.0.0/8 or fd00::/8';
+
+const clientRange = z.string({ error: CLIENT_EXAMPLE }).refine((text) => {
+  const [ip, bits, extra] = text.split('/');
+  const family = isIP(ip ?? '');
+  if (family === 0 || extra !== undefined) return false;
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+}, { error: CLIENT_EXAMPLE });
+
+const purgeSchema = mapping({
+  token: purgeToken.default(null),
+  allow: z.array(clientRange, { error: 'expected a list of IP addresses or CIDR ranges' }).default(() => []),
+  method: flag().default(true),
+  tagHeader: headerName.default('surrogate-key'),
+  maxBodySize: size().prefault('64KiB'),
+});
+
 const logSchema = mapping({
   level: oneOf(LOG_LEVELS).default('info'),
 });
@@ -237,6 +259,7 @@ export const configSchema = mapping({
   key: section(keySchema.prefault({})),
   request: section(requestSchema.prefault({})),
   tags: section(tagsSchema.prefault({})),
+  purge: section(purgeSchema.prefault({})),
   log: section(logSchema.prefault({})),
 });
 

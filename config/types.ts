@@ -88,6 +88,19 @@ export interface TagOptions {
   strip: boolean;
 }
 
+export interface PurgeOptions {
+  /** Bearer token a purge must carry (`Authorization: Bearer …`); LACQUER_PURGE_TOKEN sets it. null: only loopback clients (and `allow`) may purge. Default null. */
+  token: string | null;
+  /** Client addresses or CIDR ranges (10.0.0.0/8, ::1) that may purge without the token. Default []. */
+  allow: string[];
+  /** Accept the PURGE method on the proxy listener (Varnish style). Default true. */
+  method: boolean;
+  /** Request header listing tags on a PURGE request (lowercase). Default "surrogate-key". */
+  tagHeader: string;
+  /** Largest accepted POST /purge body, in bytes. Default 64KiB. */
+  maxBodySize: number;
+}
+
 export interface LogOptions {
   level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -100,5 +113,6 @@ export interface Config {
   key: KeyOptions;
   request: RequestOptions;
   tags: TagOptions;
+  purge: PurgeOptions;
   log: LogOptions;
 }

@@ -57,7 +57,7 @@ export interface FlowDependencies {
 
 /** What a fill hands to the requests that waited on it. */
 type SharedFill =
-  | { readonly kind: 'entry'; readonly entry: Entry; readonly facts: CacheStatusFacts }
+  | { readonly kind: 'entry'; readonly entry: Entry; readonly facts: CacheStatusFacts; /** The invalidation stamp when the fill started. */ readonly since: number }
   /** The origin failed; waiters answer from stale content or with this error. */
   | { readonly kind: 'failed'; readonly error: ProxyError }
   /** The response could not be shared; each waiter asks the origin itself. */
@@ -80,6 +80,8 @@ export class Flow {
   readonly #waiting = new WaitingList<FillResult>();
   readonly #hitForMiss = new HitForMiss();
   readonly invalidations = new Invalidations();
+  /** Requests started over because the fill they joined was invalidated before they joined it. */
+  readonly #restarted = new WeakSet<ProxyRequest>();
   readonly #via: string;
   readonly #strip: string[];
 
@@ -154,7 +156,13 @@ export class Flow {
       const result = await this.#waiting.run(waitKey, () => this.#fill(request, target, stale, fwd));
       return result.leader;
     }
+    const joined = this.invalidations.stamp();
     const shared = (await pending).shared;
+    // Invalidated (purged) after the fill started and before this request joined it: the answer predates the purge, so start over, once.
+    if (shared.kind === 'entry' && joined > shared.since && !this.invalidations.mayStore(shared.entry.key, shared.since, shared.entry.tags) && !this.#restarted.has(request)) {
+      this.#restarted.add(request);
+      return this.handle(request);
+    }
     return this.#answerWaiter(request, target, shared, stale, fwd);
   }
 
@@ -207,7 +215,7 @@ export class Flow {
     if (stale !== undefined && response.status >= 500 && mayServeOnError(stale, responseTime)) {
       response.body.resume();
       const delivery = this.#serveStaleOnError(stale, request, `origin status ${response.status}`, response.status);
-      return { shared: { kind: 'entry', entry: stale, facts: { fwd: 'stale', fwdStatus: response.status, detail: 'stale-if-error' } }, leader: delivery };
+      return { shared: { kind: 'entry', entry: stale, facts: { fwd: 'stale', fwdStatus: response.status, detail: 'stale-if-error' }, since: stamp }, leader: delivery };
     }
 
     const verdict = this.#judge(request, response.status, responseHeaders, requestTime, responseTime);
@@ -238,11 +246,11 @@ export class Flow {
 
     const now = this.#deps.clock();
     const entry = makeEntry(withBodyLength(plan, buffered.body), target.key, variantOf(request.headers, plan.vary), buffered.body, now, KEEP_WITH_VALIDATORS_MS);
-    const stored = this.invalidations.mayStore(target.key, stamp) && (await this.#save(entry));
+    const stored = this.invalidations.mayStore(target.key, stamp, entry.tags) && (await this.#save(entry));
     if (stored) this.#hitForMiss.clear(target.key);
     const storedFacts = { ...facts, stored };
     return {
-      shared: { kind: 'entry', entry, facts: storedFacts },
+      shared: { kind: 'entry', entry, facts: storedFacts, since: stamp },
       leader: this.#deliver(entry, request, 'miss', { ...storedFacts, ttl: remainingTtl(entry, now) }),
     };
   }
@@ -268,10 +276,10 @@ export class Flow {
     }
     const plan = verdict.plan.tags.length === 0 ? { ...verdict.plan, tags: stale.tags } : verdict.plan;
     const entry = makeEntry(plan, stale.key, stale.variant, stale.body, now, KEEP_WITH_VALIDATORS_MS);
-    const stored = this.invalidations.mayStore(stale.key, stamp) && (await this.#save(entry));
+    const stored = this.invalidations.mayStore(stale.key, stamp, entry.tags) && (await this.#save(entry));
     const storedFacts = { ...facts, stored };
     return {
-      shared: { kind: 'entry', entry, facts: storedFacts },
+      shared: { kind: 'entry', entry, facts: storedFacts, since: stamp },
       leader: this.#deliver(entry, request, 'revalidated', { ...storedFacts, ttl: remainingTtl(entry, now) }),
     };
   }

@@ -2,8 +2,11 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/types.js';
 import { startExampleOrigin } from '../examples/origin.js';
+import { attachPurge } from '../purge/attach.js';
+import { TagIndex } from '../purge/tag-index.js';
 import { buildAdminServer } from './admin.js';
 import { buildProxyServer } from './server.js';
+import { fanOut } from './store/fan-out.js';
 import { MemoryStore } from './store/memory.js';
 import { Origin } from './upstream/origin.js';
 
@@ -30,7 +33,8 @@ export async function startLacquer(config: Config): Promise<RunningLacquer> {
   const logger = config.log.level === 'silent' ? false : { level: config.log.level };
 
   const clock = Date.now;
-  const store = new MemoryStore({ maxSize: config.cache.memory.maxSize, maxVariants: config.cache.maxVariants, clock });
+  const tagIndex = new TagIndex();
+  const store = new MemoryStore({ maxSize: config.cache.memory.maxSize, maxVariants: config.cache.maxVariants, clock, listener: fanOut([tagIndex]) });
   const origin = new Origin(originUrl, config.origin);
   const proxy = buildProxyServer({
     config,
@@ -41,6 +45,7 @@ export async function startLacquer(config: Config): Promise<RunningLacquer> {
     onError: (error, context) => proxy.app.log.warn({ err: error, context }, context),
   });
   const admin = buildAdminServer({ origin, logger });
+  attachPurge({ config, index: tagIndex, store, invalidations: proxy.flow.invalidations, proxyApp: proxy.app, adminApp: admin, clock });
 
   const sweeper = setInterval(() => store.sweep(clock()), SWEEP_INTERVAL_MS);
   sweeper.unref();

@@ -60,23 +60,28 @@ export class HitForMiss {
 /**
  * Invalidation stamps, closing the race between an invalidation and a fetch
  * that started before it: a fetch remembers the stamp current when it
- * started, and its response is stored only if nothing invalidated its key
- * (or everything) since.
+ * started, and its response is stored only if nothing invalidated its key,
+ * one of its tags, a set of keys it falls in (a purged prefix), or
+ * everything since.
  */
 export class Invalidations {
   #sequence = 0;
-  /** Stamps of keys forgotten by the bounded map: anything older than this is treated as invalidated. */
+  /** Stamps of keys, tags or matchers forgotten by the bounded maps: anything older than this is treated as invalidated. */
   #floor = 0;
   #all = 0;
   readonly #byKey: LRUCache<string, number>;
+  readonly #byTag: LRUCache<string, number>;
+  /** Recent invalidations of key sets (prefix purges), newest last. */
+  readonly #matchers: { readonly matches: (key: string) => boolean; readonly stamp: number }[] = [];
+  readonly #maxMatchers: number;
 
-  constructor(maxKeys = 100_000) {
-    this.#byKey = new LRUCache<string, number>({
-      max: maxKeys,
-      dispose: (stamp, _key, reason) => {
-        if (reason === 'evict') this.#floor = Math.max(this.#floor, stamp);
-      },
-    });
+  constructor(maxKeys = 100_000, maxMatchers = 256) {
+    const raiseFloor = (stamp: number, _name: string, reason: LRUCache.DisposeReason): void => {
+      if (reason === 'evict') this.#floor = Math.max(this.#floor, stamp);
+    };
+    this.#byKey = new LRUCache<string, number>({ max: maxKeys, dispose: raiseFloor });
+    this.#byTag = new LRUCache<string, number>({ max: maxKeys, dispose: raiseFloor });
+    this.#maxMatchers = maxMatchers;
   }
 
   /** The stamp a fetch records when it starts. */
@@ -88,12 +93,32 @@ export class Invalidations {
     this.#byKey.set(key, ++this.#sequence);
   }
 
+  invalidateTag(tag: string): void {
+    this.#byTag.set(tag, ++this.#sequence);
+  }
+
+  /** Invalidates every key `matches` accepts (e.g. a path prefix). */
+  invalidateMatching(matches: (key: string) => boolean): void {
+    this.#matchers.push({ matches, stamp: ++this.#sequence });
+    // Forgetting the oldest matcher is safe: the floor then refuses anything fetched before it.
+    if (this.#matchers.length > this.#maxMatchers) this.#floor = Math.max(this.#floor, this.#matchers.shift()!.stamp);
+  }
+
   invalidateAll(): void {
     this.#all = ++this.#sequence;
   }
 
-  /** Whether a response fetched since `stamp` may still be stored under `key`. */
-  mayStore(key: string, stamp: number): boolean {
-    return this.#all <= stamp && this.#floor <= stamp && (this.#byKey.get(key) ?? 0) <= stamp;
+  /**
+   * Whether a response fetched since `stamp` may still be stored under `key`
+   * with `tags` (the entry's tags: required, so no store path can forget a
+   * tag purge).
+   */
+  mayStore(key: string, stamp: number, tags: readonly string[]): boolean {
+    if (this.#all > stamp || this.#floor > stamp || (this.#byKey.get(key) ?? 0) > stamp) return false;
+    for (const tag of tags) if ((this.#byTag.get(tag) ?? 0) > stamp) return false;
+    for (let i = this.#matchers.length - 1; i >= 0 && this.#matchers[i]!.stamp > stamp; i--) {
+      if (this.#matchers[i]!.matches(key)) return false;
+    }
+    return true;
   }
 }

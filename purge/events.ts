@@ -1,0 +1,28 @@
+import { channel } from 'node:diagnostics_channel';
+import type { PurgeKind } from './selectors.js';
+
+/** Where a purge came from: the admin API or the PURGE method on the proxy listener. */
+export type PurgeSource = 'admin' | 'method';
+
+/**
+ * Published once per purge, after it finished; metrics count these
+ * (design.md §3). A request naming several kinds (URLs and tags, say) is
+ * carried out as one purge per kind, so each event has exactly one kind.
+ */
+export interface PurgeEvent {
+  readonly kind: PurgeKind;
+  /** Soft purges mark entries stale instead of removing them. */
+  readonly soft: boolean;
+  /** Stored variants removed (hard) or made stale (soft). */
+  readonly purged: number;
+  readonly durationMs: number;
+  readonly source: PurgeSource;
+  /** Store operations that failed; the purge went on with the rest. */
+  readonly errors: number;
+}
+
+export const purgeChannel = channel('lacquer:purge');
+
+export function publishPurge(event: PurgeEvent): void {
+  if (purgeChannel.hasSubscribers) purgeChannel.publish(event);
+}

@@ -1,0 +1,50 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { defaults } from '../../config/schema.js';
+import type { Config } from '../../config/types.js';
+import { startLacquer, type RunningLacquer } from '../../proxy/main.js';
+import { startOrigin, type TestOrigin } from '../helpers/origin.js';
+import { fetchText } from '../helpers/proxy.js';
+
+let origin: TestOrigin | undefined;
+let lacquer: RunningLacquer | undefined;
+
+afterEach(async () => {
+  await lacquer?.close();
+  await origin?.close();
+  lacquer = undefined;
+  origin = undefined;
+});
+
+describe('purge in the composed proxy (proxy/main.ts)', () => {
+  it('purges by tag over the admin listener and by PURGE on the proxy listener, token required', async () => {
+    origin = await startOrigin((request, response, count) => {
+      response.writeHead(200, { 'cache-control': 'max-age=60', 'cache-tag': `all,${request.url.slice(1)}` });
+      response.end(`#${count}`);
+    });
+    const base = defaults();
+    const config: Config = {
+      ...base,
+      listen: { host: '127.0.0.1', port: 0 },
+      admin: { host: '127.0.0.1', port: 0 },
+      origin: { ...base.origin, url: origin.url },
+      purge: { ...base.purge, token: 'main-test-token-0123456789' },
+      log: { level: 'silent' },
+    };
+    lacquer = await startLacquer(config);
+    const get = (path: string) => fetchText(lacquer!.proxyUrl + path);
+    for (const path of ['/a', '/b', '/a', '/b']) await get(path);
+    expect(origin.hits()).toBe(2);
+    // Tag headers are not shown to clients.
+    expect((await get('/a')).headers['cache-tag']).toBeUndefined();
+
+    const denied = await fetchText(`${lacquer.adminUrl}/purge`, { method: 'POST', body: '{"tags":["a"]}' });
+    expect(denied.status).toBe(401);
+    const purged = await fetchText(`${lacquer.adminUrl}/purge`, { method: 'POST', headers: { authorization: 'Bearer main-test-token-0123456789' }, body: '{"tags":["a"]}' });
+    expect(JSON.parse(purged.body).purged).toBe(1);
+    const method = await fetchText(`${lacquer.proxyUrl}/b`, { method: 'PURGE', headers: { authorization: 'Bearer main-test-token-0123456789' } });
+    expect(JSON.parse(method.body).purged).toBe(1);
+    await get('/a');
+    await get('/b');
+    expect(origin.hits()).toBe(4);
+  });
+});
