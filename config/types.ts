@@ -92,6 +92,11 @@ export interface LogOptions {
   level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
+export interface MetricsOptions {
+  /** Serve GET /metrics on the admin listener and record the proxy's metrics. Default true. */
+  enabled: boolean;
+}
+
 export interface Config {
   listen: ListenAddress;
   admin: ListenAddress;
@@ -101,4 +106,5 @@ export interface Config {
   request: RequestOptions;
   tags: TagOptions;
   log: LogOptions;
+  metrics: MetricsOptions;
 }

@@ -10,6 +10,7 @@ import { judgeResponse, makeEntry, requestDirectives, type EntryPlan, type Polic
 import { encodingBucket, variantOf } from './cache/vary.js';
 import { cacheStatus, deliverEntry, plainDelivery, remainingTtl, type CacheStatusFacts, type Delivery, type Outcome } from './deliver.js';
 import { ProxyError, upstreamError } from './errors.js';
+import { publishFlow, refreshPhase, requestOrigin } from './events.js';
 import { headerValue, type HeaderMap } from './http/headers.js';
 import type { Store } from './store/store.js';
 import { bufferBody, type Origin, type OriginResponse } from './upstream/origin.js';
@@ -151,6 +152,7 @@ export class Flow {
       const result = await this.#waiting.run(waitKey, () => this.#fill(request, target, stale, fwd));
       return result.leader;
     }
+    publishFlow({ kind: 'coalesced', request });
     const shared = (await pending).shared;
     return this.#answerWaiter(request, target, shared, stale, fwd);
   }
@@ -188,7 +190,7 @@ export class Flow {
     const requestTime = this.#deps.clock();
     let response: OriginResponse;
     try {
-      response = await this.#deps.origin.request({ method: 'GET', path: target.upstreamPath, headers, body: null });
+      response = await requestOrigin(this.#deps.origin, request, { method: 'GET', path: target.upstreamPath, headers, body: null });
     } catch (error) {
       return this.#failedFill(upstreamError(error), request, stale, fwd);
     }
@@ -285,10 +287,17 @@ export class Flow {
     const waitKey = waitKeyOf(target.key, request.headers, stale);
     if (this.#waiting.pending(waitKey) !== undefined) return;
     const refreshRequest: ProxyRequest = { ...request, method: 'GET', body: null };
+    publishFlow({ kind: 'refresh', phase: 'started' });
     this.#waiting
       .run(waitKey, () => this.#fill(refreshRequest, target, stale, 'stale'))
-      .then((result) => discardBody(result.leader))
-      .catch((error: unknown) => this.#deps.onError?.(error, 'background refresh'));
+      .then((result) => {
+        publishFlow({ kind: 'refresh', phase: refreshPhase(result.leader) });
+        discardBody(result.leader);
+      })
+      .catch((error: unknown) => {
+        publishFlow({ kind: 'refresh', phase: 'failed' });
+        this.#deps.onError?.(error, 'background refresh');
+      });
   }
 
   /**
@@ -300,7 +309,7 @@ export class Flow {
     const requestTime = this.#deps.clock();
     let response: OriginResponse;
     try {
-      response = await this.#deps.origin.request({ method: request.method, path: target.upstreamPath, headers: this.#upstreamHeaders(request, target), body: request.body });
+      response = await requestOrigin(this.#deps.origin, request, { method: request.method, path: target.upstreamPath, headers: this.#upstreamHeaders(request, target), body: request.body });
     } catch (error) {
       const failure = upstreamError(error);
       this.#deps.onError?.(failure, 'origin fetch');

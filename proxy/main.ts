@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/types.js';
 import { startExampleOrigin } from '../examples/origin.js';
+import { createObservability } from '../metrics/index.js';
 import { buildAdminServer } from './admin.js';
 import { buildProxyServer } from './server.js';
 import { MemoryStore } from './store/memory.js';
@@ -24,13 +25,19 @@ export interface RunningLacquer {
 
 const SWEEP_INTERVAL_MS = 30_000;
 
-export async function startLacquer(config: Config): Promise<RunningLacquer> {
+export interface StartOptions {
+  /** Epoch milliseconds; tests move it by hand. Default Date.now. */
+  readonly clock?: () => number;
+}
+
+export async function startLacquer(config: Config, options: StartOptions = {}): Promise<RunningLacquer> {
   const example = config.origin.url === null ? await startExampleOrigin({ host: '127.0.0.1', port: 0 }) : undefined;
   const originUrl = config.origin.url ?? example!.url;
   const logger = config.log.level === 'silent' ? false : { level: config.log.level };
 
-  const clock = Date.now;
-  const store = new MemoryStore({ maxSize: config.cache.memory.maxSize, maxVariants: config.cache.maxVariants, clock });
+  const clock = options.clock ?? Date.now;
+  const observability = createObservability(config);
+  const store = new MemoryStore({ maxSize: config.cache.memory.maxSize, maxVariants: config.cache.maxVariants, clock, listener: observability.storeListener('memory') });
   const origin = new Origin(originUrl, config.origin);
   const proxy = buildProxyServer({
     config,
@@ -38,9 +45,14 @@ export async function startLacquer(config: Config): Promise<RunningLacquer> {
     origin,
     clock,
     logger,
-    onError: (error, context) => proxy.app.log.warn({ err: error, context }, context),
+    onError: (error, context) => {
+      observability.onFlowError(context);
+      proxy.app.log.warn({ err: error, context }, context);
+    },
   });
   const admin = buildAdminServer({ origin, logger });
+  // /explain defaults to loopback clients; the purge token's check is passed here as `authorize` once it exists.
+  observability.attach({ admin, logger: proxy.app.log, tiers: [{ tier: 'memory', store }], store, storeTier: 'memory', clock });
 
   const sweeper = setInterval(() => store.sweep(clock()), SWEEP_INTERVAL_MS);
   sweeper.unref();
@@ -50,6 +62,7 @@ export async function startLacquer(config: Config): Promise<RunningLacquer> {
     await admin.listen({ host: config.admin.host, port: config.admin.port });
   } catch (error) {
     clearInterval(sweeper);
+    observability.close();
     await Promise.allSettled([proxy.app.close(), admin.close(), origin.close(), example?.close()]);
     throw error;
   }
@@ -62,6 +75,7 @@ export async function startLacquer(config: Config): Promise<RunningLacquer> {
     close: async () => {
       clearInterval(sweeper);
       await Promise.allSettled([proxy.app.close(), admin.close()]);
+      observability.close();
       await origin.close();
       await example?.close();
       store.close();

@@ -185,6 +185,7 @@ describe('defaults', () => {
       },
       tags: { headers: ['surrogate-key', 'cache-tag'], strip: true },
       log: { level: 'info' },
+      metrics: { enabled: true },
     };
     expect(defaults()).toStrictEqual(expected);
   });
