@@ -23,11 +23,15 @@ export class ProxyObserver {
   /** Bound label children, so a hit does not rebuild label objects. */
   readonly #requestCounters = new Map<string, Inc>();
   readonly #durations = new Map<Outcome, Observe>();
+  readonly #bytesFromCache: Inc | undefined;
+  readonly #bytesFromOrigin: Inc | undefined;
   #started = false;
 
   /** `metrics` is absent when metrics are disabled. */
   constructor(metrics: LacquerMetrics | undefined) {
     this.#metrics = metrics;
+    this.#bytesFromCache = metrics?.servedBytes.labels('cache');
+    this.#bytesFromOrigin = metrics?.servedBytes.labels('origin');
   }
 
   /**
@@ -88,7 +92,7 @@ export class ProxyObserver {
       }
       if (outcome !== 'error') {
         const bytes = deliveredBodyBytes(delivery);
-        if (bytes > 0) metrics.servedBytes.labels(FROM_CACHE_OUTCOMES.has(outcome) ? 'cache' : 'origin').inc(bytes);
+        if (bytes > 0) (FROM_CACHE_OUTCOMES.has(outcome) ? this.#bytesFromCache : this.#bytesFromOrigin)!.inc(bytes);
       }
     }
     if (this.#accessLog !== undefined) {
