@@ -5,6 +5,7 @@ import type { ProxyRequest } from '../proxy/flow.js';
 import type { RemovalReason, StoreListener } from '../proxy/store/store.js';
 import type { AccessLog } from './access-log.js';
 import { PURGE_CHANNEL, type PurgeEvent } from './purge-events.js';
+import type { Tally } from './tally.js';
 import { CACHEABLE_OUTCOMES, FROM_CACHE_OUTCOMES, PURGE_KINDS, statusClass, type LacquerMetrics, type StoreOperation } from './registry.js';
 
 /**
@@ -12,7 +13,6 @@ import { CACHEABLE_OUTCOMES, FROM_CACHE_OUTCOMES, PURGE_KINDS, statusClass, type
  * only listens: the proxy never calls it, and with it stopped the proxy
  * publishes nothing.
  */
-type Inc = { inc(value?: number): void };
 type Observe = { observe(value: number): void };
 
 export class ProxyObserver {
@@ -21,17 +21,22 @@ export class ProxyObserver {
   /** Origin time of each client request, joined to its request event for the access log. */
   readonly #originMs = new WeakMap<ProxyRequest, number>();
   /** Bound label children, so a hit does not rebuild label objects. */
-  readonly #requestCounters = new Map<string, Inc>();
+  /** Per outcome, indexed by the status's hundreds digit. */
+  readonly #requestTallies = new Map<Outcome, (Tally | undefined)[]>();
   readonly #durations = new Map<Outcome, Observe>();
-  readonly #bytesFromCache: Inc | undefined;
-  readonly #bytesFromOrigin: Inc | undefined;
+  readonly #bytesFromCache: Tally | undefined;
+  readonly #bytesFromOrigin: Tally | undefined;
+  readonly #cacheable: Tally | undefined;
+  readonly #hits: Tally | undefined;
   #started = false;
 
   /** `metrics` is absent when metrics are disabled. */
   constructor(metrics: LacquerMetrics | undefined) {
     this.#metrics = metrics;
-    this.#bytesFromCache = metrics?.servedBytes.labels('cache');
-    this.#bytesFromOrigin = metrics?.servedBytes.labels('origin');
+    this.#bytesFromCache = metrics?.servedBytes.tally('cache');
+    this.#bytesFromOrigin = metrics?.servedBytes.tally('origin');
+    this.#cacheable = metrics?.cacheableRequests.tally();
+    this.#hits = metrics?.cacheHits.tally();
   }
 
   /**
@@ -82,17 +87,17 @@ export class ProxyObserver {
     const metrics = this.#metrics;
     if (metrics !== undefined) {
       const { outcome, delivery } = event;
-      this.#requestCounter(metrics, outcome, event.status).inc();
+      this.#requestTally(metrics, outcome, event.status).add();
       this.#duration(metrics, outcome).observe(event.durationMs / 1000);
       if (CACHEABLE_OUTCOMES.has(outcome)) {
-        metrics.cacheableRequests.inc();
+        this.#cacheable!.add();
         // Stale served in place of a failing origin is not a cache success: it is counted apart, so it cannot hide an outage.
-        if (outcome === 'hit' || (outcome === 'stale' && !staleBecauseOriginFailed(delivery))) metrics.cacheHits.inc();
+        if (outcome === 'hit' || (outcome === 'stale' && !staleBecauseOriginFailed(delivery))) this.#hits!.add();
         else if (outcome === 'stale') metrics.staleOnOriginError.inc();
       }
       if (outcome !== 'error') {
         const bytes = deliveredBodyBytes(delivery);
-        if (bytes > 0) (FROM_CACHE_OUTCOMES.has(outcome) ? this.#bytesFromCache : this.#bytesFromOrigin)!.inc(bytes);
+        if (bytes > 0) (FROM_CACHE_OUTCOMES.has(outcome) ? this.#bytesFromCache : this.#bytesFromOrigin)!.add(bytes);
       }
     }
     if (this.#accessLog !== undefined) {
@@ -137,14 +142,14 @@ export class ProxyObserver {
     }
   };
 
-  #requestCounter(metrics: LacquerMetrics, outcome: Outcome, status: number): Inc {
-    const name = `${outcome} ${status}`;
-    let child = this.#requestCounters.get(name);
-    if (child === undefined) {
-      child = metrics.requests.labels(outcome, statusClass(status));
-      this.#requestCounters.set(name, child);
+  #requestTally(metrics: LacquerMetrics, outcome: Outcome, status: number): Tally {
+    let byClass = this.#requestTallies.get(outcome);
+    if (byClass === undefined) {
+      byClass = [];
+      this.#requestTallies.set(outcome, byClass);
     }
-    return child;
+    const index = Math.min(5, Math.max(1, Math.floor(status / 100)));
+    return (byClass[index] ??= metrics.requests.tally(outcome, statusClass(status)));
   }
 
   #duration(metrics: LacquerMetrics, outcome: Outcome): Observe {

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Outcome } from '../proxy/deliver.js';
+import { talliedCounter, type TalliedCounter } from './tally.js';
 
 /**
  * Lacquer's own prom-client registry and every metric in it. Labels are
@@ -33,17 +34,18 @@ export interface ScrapeSources {
 
 export interface LacquerMetrics {
   readonly registry: Registry;
-  readonly requests: Counter<'outcome' | 'status_class'>;
+  /** Counted on every request: tallied, see tally.ts. */
+  readonly requests: TalliedCounter<'outcome' | 'status_class'>;
   readonly responseDuration: Histogram<'outcome'>;
-  readonly cacheHits: Counter;
-  readonly cacheableRequests: Counter;
+  readonly cacheHits: TalliedCounter<never>;
+  readonly cacheableRequests: TalliedCounter<never>;
   readonly coalesced: Counter;
   readonly refreshesStarted: Counter;
   readonly refreshesFailed: Counter;
   readonly staleOnOriginError: Counter;
   readonly originRequests: Counter<'status_class'>;
   readonly originDuration: Histogram<'status_class'>;
-  readonly servedBytes: Counter<'source'>;
+  readonly servedBytes: TalliedCounter<'source'>;
   readonly evictions: Counter<'tier'>;
   readonly expirations: Counter<'tier'>;
   readonly storeErrors: Counter<'operation'>;
@@ -57,7 +59,7 @@ export function createMetrics(sources: ScrapeSources): LacquerMetrics {
   collectDefaultMetrics({ register: registry, prefix: PREFIX });
   const registers = [registry];
 
-  const requests = new Counter({
+  const requests = talliedCounter({
     name: `${PREFIX}requests_total`,
     help: 'Requests answered, by cache outcome (as in Cache-Status) and response status class.',
     labelNames: ['outcome', 'status_class'] as const,
@@ -70,12 +72,12 @@ export function createMetrics(sources: ScrapeSources): LacquerMetrics {
     buckets: RESPONSE_BUCKETS,
     registers,
   });
-  const cacheHits = new Counter({
+  const cacheHits = talliedCounter<never>({
     name: `${PREFIX}cache_hits_total`,
     help: 'Cacheable requests answered from the cache without asking the origin (hit, or stale while revalidating). Stale served because the origin failed is not counted here.',
     registers,
   });
-  const cacheableRequests = new Counter({
+  const cacheableRequests = talliedCounter<never>({
     name: `${PREFIX}cacheable_requests_total`,
     help: 'Requests that looked a key up in the cache (outcomes hit, stale, revalidated, miss).',
     registers,
@@ -85,8 +87,8 @@ export function createMetrics(sources: ScrapeSources): LacquerMetrics {
     help: 'cache_hits_total / cacheable_requests_total over the life of the process (0 before any cacheable request).',
     registers,
     async collect() {
-      const hits = (await cacheHits.get()).values[0]?.value ?? 0;
-      const cacheable = (await cacheableRequests.get()).values[0]?.value ?? 0;
+      const hits = (await cacheHits.counter.get()).values[0]?.value ?? 0;
+      const cacheable = (await cacheableRequests.counter.get()).values[0]?.value ?? 0;
       this.set(cacheable === 0 ? 0 : hits / cacheable);
     },
   });
@@ -123,7 +125,7 @@ export function createMetrics(sources: ScrapeSources): LacquerMetrics {
     buckets: ORIGIN_BUCKETS,
     registers,
   });
-  const servedBytes = new Counter({
+  const servedBytes = talliedCounter({
     name: `${PREFIX}served_bytes_total`,
     help: 'Response body bytes sent to clients, by where they came from: "cache" (hit, stale, revalidated) or "origin" (miss, pass, hitmiss).',
     labelNames: ['source'] as const,
@@ -196,7 +198,7 @@ export function createMetrics(sources: ScrapeSources): LacquerMetrics {
 
   // Series that exist from the start read 0 instead of being absent, so rate() and the dashboard work from the first scrape.
   for (const outcome of OUTCOMES) responseDuration.zero({ outcome });
-  for (const source of ['cache', 'origin']) servedBytes.labels(source).inc(0);
+  for (const source of ['cache', 'origin']) servedBytes.counter.labels(source).inc(0);
   for (const kind of PURGE_KINDS) purgedEntries.labels(kind).inc(0);
 
   return {

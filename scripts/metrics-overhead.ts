@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -31,23 +31,35 @@ async function main(): Promise<void> {
   await new Promise<void>((done) => origin.listen(0, '127.0.0.1', done));
   const originUrl = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`;
 
-  const results: Record<'on' | 'off', number[]> = { on: [], off: [] };
+  const results: Record<'on' | 'off', Measurement[]> = { on: [], off: [] };
   for (let round = 0; round < rounds; round++) {
     // Alternate which goes first, so neither always runs on a warmer (or busier) machine.
     const order: ('on' | 'off')[] = round % 2 === 0 ? ['on', 'off'] : ['off', 'on'];
     for (const mode of order) {
-      const rps = await measure(originUrl, mode === 'on');
-      results[mode].push(rps);
-      process.stdout.write(`round ${round + 1} metrics ${mode.padEnd(3)} ${rps.toFixed(0)} req/s\n`);
+      const measured = await measure(originUrl, mode === 'on');
+      results[mode].push(measured);
+      process.stdout.write(`round ${round + 1} metrics ${mode.padEnd(3)} ${measured.rps.toFixed(0)} req/s, ${measured.cpuMicrosPerRequest.toFixed(1)} µs CPU per request\n`);
     }
   }
-  const on = median(results.on);
-  const off = median(results.off);
-  process.stdout.write(`median metrics on  ${on.toFixed(0)} req/s\nmedian metrics off ${off.toFixed(0)} req/s\non/off ratio ${(on / off).toFixed(3)} (${(((off - on) / off) * 100).toFixed(1)}% slower with metrics)\n`);
+  const on = median(results.on.map((m) => m.rps));
+  const off = median(results.off.map((m) => m.rps));
+  const cpuOn = median(results.on.map((m) => m.cpuMicrosPerRequest));
+  const cpuOff = median(results.off.map((m) => m.cpuMicrosPerRequest));
+  process.stdout.write(
+    `median metrics on  ${on.toFixed(0)} req/s, ${cpuOn.toFixed(1)} µs CPU per request\n` +
+      `median metrics off ${off.toFixed(0)} req/s, ${cpuOff.toFixed(1)} µs CPU per request\n` +
+      `throughput on/off ${(on / off).toFixed(3)}; CPU per request on/off ${(cpuOn / cpuOff).toFixed(3)}\n`,
+  );
   origin.close();
 }
 
-async function measure(originUrl: string, metrics: boolean): Promise<number> {
+interface Measurement {
+  readonly rps: number;
+  /** The proxy process's CPU time (user + system) over the run, per request: less sensitive to other load than throughput. */
+  readonly cpuMicrosPerRequest: number;
+}
+
+async function measure(originUrl: string, metrics: boolean): Promise<Measurement> {
   const dir = mkdtempSync(join(tmpdir(), 'lacquer-overhead-'));
   writeFileSync(join(dir, 'proxy.config.yaml'), `metrics:\n  enabled: ${metrics}\n`);
   const child = spawn(process.execPath, [CLI, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--origin', originUrl], {
@@ -61,9 +73,11 @@ async function measure(originUrl: string, metrics: boolean): Promise<number> {
     await fetch(url).then((response) => response.arrayBuffer());
     // A short warm-up lets the JIT settle before the measured run.
     await run(url, 1);
+    const cpuBefore = cpuMicros(child.pid!);
     const result = await run(url, seconds);
+    const cpu = cpuMicros(child.pid!) - cpuBefore;
     if (result.non2xx > 0 || result.errors > 0) throw new Error(`run had ${result.non2xx} non-2xx answers and ${result.errors} errors`);
-    return result.requests.average;
+    return { rps: result.requests.average, cpuMicrosPerRequest: cpu / result.requests.total };
   } finally {
     const exited = new Promise((done) => child.once('exit', done));
     child.kill('SIGTERM');
@@ -85,6 +99,13 @@ async function listeningUrl(child: ChildProcess): Promise<string> {
     await new Promise((done) => setTimeout(done, 20));
   }
   throw new Error(`lacquer did not start: ${out}`);
+}
+
+/** utime + stime of a process from /proc (Linux), in microseconds, assuming the usual 100 ticks per second. */
+function cpuMicros(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
 function median(values: number[]): number {
