@@ -13,7 +13,6 @@ import { CACHEABLE_OUTCOMES, FROM_CACHE_OUTCOMES, PURGE_KINDS, statusClass, type
  * only listens: the proxy never calls it, and with it stopped the proxy
  * publishes nothing.
  */
-type Observe = { observe(value: number): void };
 
 export class ProxyObserver {
   readonly #metrics: LacquerMetrics | undefined;
@@ -23,7 +22,7 @@ export class ProxyObserver {
   /** Bound label children, so a hit does not rebuild label objects. */
   /** Per outcome, indexed by the status's hundreds digit. */
   readonly #requestTallies = new Map<Outcome, (Tally | undefined)[]>();
-  readonly #durations = new Map<Outcome, Observe>();
+  readonly #durations = new Map<Outcome, (seconds: number) => void>();
   readonly #bytesFromCache: Tally | undefined;
   readonly #bytesFromOrigin: Tally | undefined;
   readonly #cacheable: Tally | undefined;
@@ -88,7 +87,7 @@ export class ProxyObserver {
     if (metrics !== undefined) {
       const { outcome, delivery } = event;
       this.#requestTally(metrics, outcome, event.status).add();
-      this.#duration(metrics, outcome).observe(event.durationMs / 1000);
+      this.#duration(metrics, outcome)(event.durationMs / 1000);
       if (CACHEABLE_OUTCOMES.has(outcome)) {
         this.#cacheable!.add();
         // Stale served in place of a failing origin is not a cache success: it is counted apart, so it cannot hide an outage.
@@ -152,13 +151,13 @@ export class ProxyObserver {
     return (byClass[index] ??= metrics.requests.tally(outcome, statusClass(status)));
   }
 
-  #duration(metrics: LacquerMetrics, outcome: Outcome): Observe {
-    let child = this.#durations.get(outcome);
-    if (child === undefined) {
-      child = metrics.responseDuration.labels(outcome);
-      this.#durations.set(outcome, child);
+  #duration(metrics: LacquerMetrics, outcome: Outcome): (seconds: number) => void {
+    let observe = this.#durations.get(outcome);
+    if (observe === undefined) {
+      observe = metrics.responseDuration.series(outcome);
+      this.#durations.set(outcome, observe);
     }
-    return child;
+    return observe;
   }
 }
 
