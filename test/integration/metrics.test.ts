@@ -146,6 +146,31 @@ describe('GET /metrics after real traffic', () => {
     });
   });
 
+  it('counts one refresh however many stale answers are served while it runs', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    await start(async (_request, response, count) => {
+      if (count > 1) await gate;
+      response.writeHead(200, { 'cache-control': 'max-age=10, stale-while-revalidate=60', 'content-length': '2' });
+      response.end(`v${count}`);
+    });
+    await get('/swr');
+    clock.advance(15);
+    const changes = await changesDuring(async () => {
+      const answers = await Promise.all(Array.from({ length: 5 }, () => get('/swr')));
+      expect(answers.every((answer) => answer.body === 'v1')).toBe(true);
+    });
+    release();
+    expect(changes).toEqual({
+      [requests('stale', '2xx')]: 5,
+      [responseCount('stale')]: 5,
+      lacquer_cacheable_requests_total: 5,
+      lacquer_cache_hits_total: 5,
+      lacquer_background_refreshes_started_total: 1,
+      [bytes('cache')]: 10,
+    });
+  });
+
   it('counts a failed background refresh', async () => {
     await start((_request, response, count) => {
       if (count > 1) return void response.destroy();
