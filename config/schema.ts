@@ -251,6 +251,10 @@ const logSchema = mapping({
   level: oneOf(LOG_LEVELS).default('info'),
 });
 
+const metricsSchema = mapping({
+  enabled: flag().default(true),
+});
+
 export const configSchema = mapping({
   listen: address().prefault('127.0.0.1:8080'),
   admin: address().prefault('127.0.0.1:8081'),
@@ -261,6 +265,7 @@ export const configSchema = mapping({
   tags: section(tagsSchema.prefault({})),
   purge: section(purgeSchema.prefault({})),
   log: section(logSchema.prefault({})),
+  metrics: section(metricsSchema.prefault({})),
 });
 
 // A compile-time guard: the schema's output is exactly the Config every module receives.

@@ -105,6 +105,11 @@ export interface LogOptions {
   level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
+export interface MetricsOptions {
+  /** Serve GET /metrics on the admin listener and record the proxy's metrics. Default true. */
+  enabled: boolean;
+}
+
 export interface Config {
   listen: ListenAddress;
   admin: ListenAddress;
@@ -115,4 +120,5 @@ export interface Config {
   tags: TagOptions;
   purge: PurgeOptions;
   log: LogOptions;
+  metrics: MetricsOptions;
 }

@@ -58,7 +58,7 @@ function printBanner(running: RunningLacquer, file: string | null): void {
   const lines = [
     `Lacquer is listening on ${running.proxyUrl}`,
     `  origin: ${running.originUrl}${running.exampleOrigin ? ' (the bundled example origin; set --origin to use your own)' : ''}`,
-    `  admin:  ${running.adminUrl}  (GET /healthz, GET /readyz)`,
+    `  admin:  ${running.adminUrl}  (GET /healthz, /readyz, /metrics, /explain?url=…)`,
     `  config: ${file ?? 'built-in defaults'}`,
   ];
   if (running.exampleOrigin) {

@@ -10,6 +10,7 @@ import { judgeResponse, makeEntry, requestDirectives, type EntryPlan, type Polic
 import { encodingBucket, variantOf } from './cache/vary.js';
 import { cacheStatus, deliverEntry, plainDelivery, remainingTtl, type CacheStatusFacts, type Delivery, type Outcome } from './deliver.js';
 import { ProxyError, upstreamError } from './errors.js';
+import { publishFlow, refreshPhase, requestOrigin } from './events.js';
 import { headerValue, type HeaderMap } from './http/headers.js';
 import type { Store } from './store/store.js';
 import { bufferBody, type Origin, type OriginResponse } from './upstream/origin.js';
@@ -157,6 +158,7 @@ export class Flow {
       return result.leader;
     }
     const joined = this.invalidations.stamp();
+    publishFlow({ kind: 'coalesced', request });
     const shared = (await pending).shared;
     // Invalidated (purged) after the fill started and before this request joined it: the answer predates the purge, so start over, once.
     if (shared.kind === 'entry' && joined > shared.since && !this.invalidations.mayStore(shared.entry.key, shared.since, shared.entry.tags) && !this.#restarted.has(request)) {
@@ -199,7 +201,7 @@ export class Flow {
     const requestTime = this.#deps.clock();
     let response: OriginResponse;
     try {
-      response = await this.#deps.origin.request({ method: 'GET', path: target.upstreamPath, headers, body: null, onInterim: request.onInterim });
+      response = await requestOrigin(this.#deps.origin, request, { method: 'GET', path: target.upstreamPath, headers, body: null, onInterim: request.onInterim });
     } catch (error) {
       return this.#failedFill(upstreamError(error), request, stale, fwd);
     }
@@ -299,10 +301,17 @@ export class Flow {
     if (this.#waiting.pending(waitKey) !== undefined) return;
     // The client has its answer already; interim responses of the refresh are not for it.
     const refreshRequest: ProxyRequest = { ...request, method: 'GET', body: null, onInterim: undefined };
+    publishFlow({ kind: 'refresh', phase: 'started' });
     this.#waiting
       .run(waitKey, () => this.#fill(refreshRequest, target, stale, 'stale'))
-      .then((result) => discardBody(result.leader))
-      .catch((error: unknown) => this.#deps.onError?.(error, 'background refresh'));
+      .then((result) => {
+        publishFlow({ kind: 'refresh', phase: refreshPhase(result.leader) });
+        discardBody(result.leader);
+      })
+      .catch((error: unknown) => {
+        publishFlow({ kind: 'refresh', phase: 'failed' });
+        this.#deps.onError?.(error, 'background refresh');
+      });
   }
 
   /**
@@ -314,7 +323,7 @@ export class Flow {
     const requestTime = this.#deps.clock();
     let response: OriginResponse;
     try {
-      response = await this.#deps.origin.request({ method: request.method, path: target.upstreamPath, headers: this.#upstreamHeaders(request, target), body: request.body, onInterim: request.onInterim });
+      response = await requestOrigin(this.#deps.origin, request, { method: request.method, path: target.upstreamPath, headers: this.#upstreamHeaders(request, target), body: request.body, onInterim: request.onInterim });
     } catch (error) {
       const failure = upstreamError(error);
       this.#deps.onError?.(failure, 'origin fetch');

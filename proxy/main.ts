@@ -4,6 +4,7 @@ import type { Config } from '../config/types.js';
 import { startExampleOrigin } from '../examples/origin.js';
 import { attachPurge } from '../purge/attach.js';
 import { TagIndex } from '../purge/tag-index.js';
+import { createObservability } from '../metrics/index.js';
 import { buildAdminServer } from './admin.js';
 import { buildProxyServer } from './server.js';
 import { fanOut } from './store/fan-out.js';
@@ -27,14 +28,20 @@ export interface RunningLacquer {
 
 const SWEEP_INTERVAL_MS = 30_000;
 
-export async function startLacquer(config: Config): Promise<RunningLacquer> {
+export interface StartOptions {
+  /** Epoch milliseconds; tests move it by hand. Default Date.now. */
+  readonly clock?: () => number;
+}
+
+export async function startLacquer(config: Config, options: StartOptions = {}): Promise<RunningLacquer> {
   const example = config.origin.url === null ? await startExampleOrigin({ host: '127.0.0.1', port: 0 }) : undefined;
   const originUrl = config.origin.url ?? example!.url;
   const logger = config.log.level === 'silent' ? false : { level: config.log.level };
 
-  const clock = Date.now;
+  const clock = options.clock ?? Date.now;
+  const observability = createObservability(config);
   const tagIndex = new TagIndex();
-  const store = new MemoryStore({ maxSize: config.cache.memory.maxSize, maxVariants: config.cache.maxVariants, clock, listener: fanOut([tagIndex]) });
+  const store = new MemoryStore({ maxSize: config.cache.memory.maxSize, maxVariants: config.cache.maxVariants, clock, listener: fanOut([tagIndex, observability.storeListener('memory')]) });
   const origin = new Origin(originUrl, config.origin);
   const proxy = buildProxyServer({
     config,
@@ -42,10 +49,14 @@ export async function startLacquer(config: Config): Promise<RunningLacquer> {
     origin,
     clock,
     logger,
-    onError: (error, context) => proxy.app.log.warn({ err: error, context }, context),
+    onError: (error, context) => {
+      observability.onFlowError(context);
+      proxy.app.log.warn({ err: error, context }, context);
+    },
   });
   const admin = buildAdminServer({ origin, logger });
-  attachPurge({ config, index: tagIndex, store, invalidations: proxy.flow.invalidations, proxyApp: proxy.app, adminApp: admin, clock });
+  const purge = attachPurge({ config, index: tagIndex, store, invalidations: proxy.flow.invalidations, proxyApp: proxy.app, adminApp: admin, clock });
+  observability.attach({ admin, logger: proxy.app.log, tiers: [{ tier: 'memory', store }], store, storeTier: 'memory', clock, authorize: purge.allows });
 
   const sweeper = setInterval(() => store.sweep(clock()), SWEEP_INTERVAL_MS);
   sweeper.unref();
@@ -55,6 +66,7 @@ export async function startLacquer(config: Config): Promise<RunningLacquer> {
     await admin.listen({ host: config.admin.host, port: config.admin.port });
   } catch (error) {
     clearInterval(sweeper);
+    observability.close();
     await Promise.allSettled([proxy.app.close(), admin.close(), origin.close(), example?.close()]);
     throw error;
   }
@@ -67,6 +79,7 @@ export async function startLacquer(config: Config): Promise<RunningLacquer> {
     close: async () => {
       clearInterval(sweeper);
       await Promise.allSettled([proxy.app.close(), admin.close()]);
+      observability.close();
       await origin.close();
       await example?.close();
       store.close();

@@ -1,9 +1,9 @@
-import { channel } from 'node:diagnostics_channel';
 import { METHODS as httpMethods } from 'node:http';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Config } from '../config/types.js';
-import type { Delivery, Outcome } from './deliver.js';
-import { Flow, type FlowDependencies } from './flow.js';
+import type { Delivery } from './deliver.js';
+import { requestChannel, type RequestEvent } from './events.js';
+import { Flow, type FlowDependencies, type ProxyRequest } from './flow.js';
 import type { HeaderMap } from './http/headers.js';
 import { interimToForward } from './upstream/interim.js';
 
@@ -13,16 +13,8 @@ import { interimToForward } from './upstream/interim.js';
  * without listening, so tests and main decide where it listens.
  */
 
-/** Published once per answered request; metrics and logs subscribe (design.md §3). */
-export interface RequestEvent {
-  readonly method: string;
-  readonly url: string;
-  readonly status: number;
-  readonly outcome: Outcome;
-  readonly durationMs: number;
-}
-
-export const requestChannel = channel('lacquer:request');
+/** Published once per answered request; metrics and logs subscribe (design.md §3, proxy/events.ts). */
+export { requestChannel, type RequestEvent };
 
 export interface ProxyServer {
   readonly app: FastifyInstance;
@@ -51,7 +43,7 @@ export function buildProxyServer(deps: FlowDependencies & { logger?: boolean | o
     url: '/*',
     handler: async (request, reply) => {
       const started = performance.now();
-      const delivery = await flow.handle({
+      const proxyRequest: ProxyRequest = {
         method: request.method,
         url: request.url,
         headers: request.headers,
@@ -59,7 +51,8 @@ export function buildProxyServer(deps: FlowDependencies & { logger?: boolean | o
         clientIp: request.socket.remoteAddress ?? '',
         protocol: 'http',
         onInterim: (status, headers) => writeInterim(reply, status, headers),
-      });
+      };
+      const delivery = await flow.handle(proxyRequest);
       if (requestChannel.hasSubscribers) {
         const event: RequestEvent = {
           method: request.method,
@@ -67,6 +60,8 @@ export function buildProxyServer(deps: FlowDependencies & { logger?: boolean | o
           status: delivery.status,
           outcome: delivery.outcome,
           durationMs: performance.now() - started,
+          request: proxyRequest,
+          delivery,
         };
         requestChannel.publish(event);
       }

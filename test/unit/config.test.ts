@@ -186,6 +186,7 @@ describe('defaults', () => {
       tags: { headers: ['surrogate-key', 'cache-tag'], strip: true },
       purge: { token: null, allow: [], method: true, tagHeader: 'surrogate-key', maxBodySize: 64 * 1024 },
       log: { level: 'info' },
+      metrics: { enabled: true },
     };
     expect(defaults()).toStrictEqual(expected);
   });

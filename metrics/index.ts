@@ -1,0 +1,74 @@
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config/types.js';
+import type { Store, StoreListener } from '../proxy/store/store.js';
+import { AccessLog, type InfoLogger } from './access-log.js';
+import { registerObservabilityRoutes, type Authorize } from './admin-routes.js';
+import { ProxyObserver } from './observer.js';
+import { createMetrics, type LacquerMetrics } from './registry.js';
+
+/**
+ * Observability as one unit for the composition root: the registry, the
+ * event observer, the store listeners and the admin routes. main.ts
+ * creates it before the stores (they take its listeners), then attaches
+ * it to the listeners once they exist.
+ */
+
+export interface Tier {
+  readonly tier: string;
+  readonly store: Pick<Store, 'stats'>;
+}
+
+export interface AttachOptions {
+  readonly admin: FastifyInstance;
+  /** The proxy's logger; access lines go through it. */
+  readonly logger: InfoLogger;
+  /** Every tier, for the fill gauges. */
+  readonly tiers: readonly Tier[];
+  /** The store /explain reads and the tier name it reports. */
+  readonly store: Store;
+  readonly storeTier: string;
+  readonly clock: () => number;
+  /** Who may use /explain; default loopback clients only (the purge token plugs in here). */
+  readonly authorize?: Authorize;
+}
+
+export interface Observability {
+  /** Undefined when `metrics.enabled` is false. */
+  readonly metrics: LacquerMetrics | undefined;
+  storeListener(tier: string): StoreListener;
+  /** For the flow's onError hook: counts store failures. */
+  onFlowError(context: string): void;
+  attach(options: AttachOptions): void;
+  /** Stops listening to the proxy's events. */
+  close(): void;
+}
+
+export function createObservability(config: Config): Observability {
+  let tiers: readonly Tier[] = [];
+  const metrics = config.metrics.enabled ? createMetrics({ tiers: () => tiers.map(({ tier, store }) => ({ tier, stats: store.stats() })) }) : undefined;
+  const observer = new ProxyObserver(metrics);
+
+  return {
+    metrics,
+    storeListener: (tier) => observer.storeListener(tier),
+    onFlowError: (context) => observer.onFlowError(context),
+    attach(options) {
+      tiers = options.tiers;
+      observer.start(AccessLog.enabledAt(config.log.level) ? new AccessLog(options.logger) : undefined);
+      registerObservabilityRoutes(options.admin, {
+        registry: metrics?.registry,
+        explain: {
+          store: options.store,
+          tier: options.storeTier,
+          key: config.key,
+          honorRequestCacheControl: config.cache.honorRequestCacheControl,
+          clock: options.clock,
+          authorize: options.authorize,
+        },
+      });
+    },
+    close() {
+      observer.stop();
+    },
+  };
+}
