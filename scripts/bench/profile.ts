@@ -1,0 +1,98 @@
+/**
+ * Reading a V8 CPU profile (the .cpuprofile JSON `node --cpu-prof` writes):
+ * self time per function, and per area of the code, so the report can say
+ * where a hit's time goes.
+ */
+
+export interface CpuProfile {
+  readonly nodes: readonly {
+    readonly id: number;
+    readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
+  }[];
+  readonly samples: readonly number[];
+  /** Microseconds since the previous sample. */
+  readonly timeDeltas: readonly number[];
+}
+
+export interface SelfTime {
+  readonly name: string;
+  readonly location: string;
+  readonly area: Area;
+  readonly selfMs: number;
+}
+
+export type Area = 'lacquer' | 'fastify' | 'node' | 'other-deps' | 'gc' | 'idle' | 'vm';
+
+const VM_FRAMES = new Set(['(program)', '(root)']);
+
+export function areaOf(functionName: string, url: string): Area {
+  if (functionName === '(idle)') return 'idle';
+  if (functionName === '(garbage collector)') return 'gc';
+  if (VM_FRAMES.has(functionName) || url === '') return url === '' && !VM_FRAMES.has(functionName) ? 'vm' : 'vm';
+  if (url.startsWith('node:')) return 'node';
+  if (url.includes('/node_modules/fastify/') || url.includes('/node_modules/find-my-way/') || url.includes('/node_modules/light-my-request/') || url.includes('/node_modules/avvio/')) return 'fastify';
+  if (url.includes('/node_modules/')) return 'other-deps';
+  return 'lacquer';
+}
+
+/** Self time by function (name + location), largest first. */
+export function selfTimes(profile: CpuProfile): SelfTime[] {
+  const byNode = new Map<number, number>();
+  for (let i = 0; i < profile.samples.length; i++) {
+    const id = profile.samples[i]!;
+    byNode.set(id, (byNode.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  }
+  const byFunction = new Map<string, SelfTime>();
+  for (const node of profile.nodes) {
+    const us = byNode.get(node.id);
+    if (us === undefined) continue;
+    const { functionName, url, lineNumber } = node.callFrame;
+    const name = functionName === '' ? '(anonymous)' : functionName;
+    const location = url === '' ? '' : `${shortUrl(url)}:${lineNumber + 1}`;
+    const key = `${name}@${location}`;
+    const previous = byFunction.get(key);
+    byFunction.set(key, { name, location, area: areaOf(functionName, url), selfMs: (previous?.selfMs ?? 0) + us / 1000 });
+  }
+  return [...byFunction.values()].sort((a, b) => b.selfMs - a.selfMs);
+}
+
+/** Self time summed per area. */
+export function areaTimes(times: readonly SelfTime[]): Record<Area, number> {
+  const totals: Record<Area, number> = { lacquer: 0, fastify: 0, node: 0, 'other-deps': 0, gc: 0, idle: 0, vm: 0 };
+  for (const time of times) totals[time.area] += time.selfMs;
+  return totals;
+}
+
+function shortUrl(url: string): string {
+  const modules = url.lastIndexOf('/node_modules/');
+  if (modules !== -1) return url.slice(modules + '/node_modules/'.length);
+  const dist = url.lastIndexOf('/dist/');
+  if (dist !== -1) return url.slice(dist + '/dist/'.length);
+  return url.replace(/^file:\/\//, '');
+}
+
+export function renderProfile(times: readonly SelfTime[], top: number, title: string): string {
+  const busy = times.filter((t) => t.area !== 'idle').reduce((sum, t) => sum + t.selfMs, 0);
+  const areas = areaTimes(times);
+  const pct = (value: number) => (busy > 0 ? `${((value / busy) * 100).toFixed(1)}%` : '—');
+  const lines = [
+    `# ${title}`,
+    '',
+    `Busy (non-idle) time sampled: ${busy.toFixed(0)} ms; idle ${areas.idle.toFixed(0)} ms.`,
+    '',
+    '| area | self ms | share of busy |',
+    '|---|---|---|',
+    ...(['lacquer', 'fastify', 'node', 'other-deps', 'gc', 'vm'] as const).map((area) => `| ${area} | ${areas[area].toFixed(0)} | ${pct(areas[area])} |`),
+    '',
+    `Top ${top} functions by self time:`,
+    '',
+    '| function | where | area | self ms | share of busy |',
+    '|---|---|---|---|---|',
+    ...times
+      .filter((t) => t.area !== 'idle')
+      .slice(0, top)
+      .map((t) => `| ${t.name.replace(/\|/g, '\\|')} | ${t.location} | ${t.area} | ${t.selfMs.toFixed(1)} | ${pct(t.selfMs)} |`),
+    '',
+  ];
+  return lines.join('\n');
+}
