@@ -6,6 +6,8 @@
  *   --quick          one short round per scenario (a smoke run)
  *   --only LIST      targets to run, e.g. lacquer,varnish (default: all installed)
  *   --out-dir DIR    where the reports go (default reports)
+ *   --compare CLI    also run another Lacquer build (its dist/proxy/cli.js) as the
+ *                    target "lacquer-compare", interleaved with this one: a before/after
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -48,6 +50,8 @@ interface Context {
   readonly tmpDir: string;
   readonly scripts: { fixed: string; paths: string };
   readonly log: (line: string) => void;
+  /** Another Lacquer build measured side by side (--compare). */
+  readonly compare: string | undefined;
 }
 
 async function main(): Promise<void> {
@@ -56,6 +60,7 @@ async function main(): Promise<void> {
       quick: { type: 'boolean', default: false },
       only: { type: 'string' },
       'out-dir': { type: 'string', default: 'reports' },
+      compare: { type: 'string' },
     },
   });
   const plan = values.quick ? QUICK : FULL;
@@ -101,6 +106,12 @@ async function main(): Promise<void> {
       log(`skipping ${name}: ${String(error)}`);
     }
   }
+  if (values.compare !== undefined && targets.some((target) => target.name === LACQUER)) {
+    const compare = await STARTERS.lacquer({ originUrl: origin.url, tmpDir, cacheBytes: GIB, cliPath: values.compare, label: 'lacquer-compare' });
+    targets.splice(1, 0, compare);
+    versions['lacquer-compare'] = values.compare;
+    log(`lacquer-compare (${values.compare}) at ${compare.url}`);
+  }
   if (!targets.some((target) => target.name === LACQUER)) throw new Error('Lacquer did not start; nothing to measure');
   if (targets.some((t) => t.name === 'varnish')) versions['varnish'] = versionOf('varnishd', ['-V']);
   if (targets.some((t) => t.name === 'nginx')) versions['nginx'] = versionOf('nginx', ['-v']);
@@ -108,7 +119,7 @@ async function main(): Promise<void> {
   const { nginxConfig } = await import('./bench/peers.js');
   peerConfigs['nginx'] = nginxConfig({ port: 0, originPort: 0, dir: '<tmp>', cacheBytes: GIB });
 
-  const context: Context = { plan, generator, origin, targets, tmpDir, scripts: writeWrkScripts(tmpDir), log };
+  const context: Context = { plan, generator, origin, targets, tmpDir, scripts: writeWrkScripts(tmpDir), log, compare: values.compare };
   const scenarios: ScenarioResult[] = [];
   const hit = (id: string, title: string, path: string) => throughputScenario(context, { id, title, path, targets, connections: plan.connections, prime: [path] });
 
@@ -281,10 +292,13 @@ async function memoryScenario(context: Context): Promise<ScenarioResult> {
   const n = plan.memoryObjects;
   const samples: MemorySample[] = [];
   const notes: string[] = [`Each target is started fresh; ${warm} objects are stored first (warming the code), RSS is read, then ${n.toLocaleString('en-US')} more objects of ${MEM_OBJECT_BYTES / 1024} KiB are stored and RSS is read again after 2 s.`];
-  for (const name of ['lacquer', 'varnish'] as const) {
+  const kinds: { name: string; start: TargetName; cliPath?: string }[] = [{ name: LACQUER, start: 'lacquer' }];
+  if (context.compare !== undefined) kinds.push({ name: 'lacquer-compare', start: 'lacquer', cliPath: context.compare });
+  kinds.push({ name: 'varnish', start: 'varnish' });
+  for (const { name, start, cliPath } of kinds) {
     if (!context.targets.some((t) => t.name === name)) continue;
     log(`scenario memory: ${name}, ${n} objects`);
-    const target = await STARTERS[name]({ originUrl: context.origin.url, tmpDir: context.tmpDir, cacheBytes: 4 * GIB, label: `${name}-memory` });
+    const target = await STARTERS[start]({ originUrl: context.origin.url, tmpDir: context.tmpDir, cacheBytes: 4 * GIB, label: `${name}-memory`, ...(cliPath === undefined ? {} : { cliPath }) });
     try {
       const first = Array.from({ length: warm }, (_, i) => PATHS.mem(i));
       await runCount(target.url, first, first.length, 32);

@@ -149,7 +149,10 @@ export function ms(value: number): string {
 
 export function bytes(value: number): string {
   if (!Number.isFinite(value)) return '—';
-  return Math.abs(value) >= 1024 ? `${(value / 1024).toFixed(2)} KiB` : `${value.toFixed(0)} B`;
+  const size = Math.abs(value);
+  if (size >= 1024 ** 3) return `${(value / 1024 ** 3).toFixed(2)} GiB`;
+  if (size >= 1024 ** 2) return `${(value / 1024 ** 2).toFixed(1)} MiB`;
+  return size >= 1024 ? `${(value / 1024).toFixed(2)} KiB` : `${value.toFixed(0)} B`;
 }
 
 function num(value: number): string {

@@ -41,6 +41,8 @@ export interface StartOptions {
   /** Extra arguments for node before the script (e.g. --cpu-prof). */
   readonly nodeArgs?: readonly string[];
   readonly label?: string;
+  /** Another build's dist/proxy/cli.js, to measure a change against (default: this checkout's). */
+  readonly cliPath?: string;
 }
 
 /** Lacquer as users run it: the built CLI in a child process. */
@@ -52,7 +54,7 @@ export async function startLacquer(options: StartOptions): Promise<Target> {
   writeFileSync(configFile, lacquerConfig({ memoryBytes: options.cacheBytes }));
   const child = startProcess(
     process.execPath,
-    [...(options.nodeArgs ?? []), resolve('dist/proxy/cli.js'), '--config', configFile, '--origin', options.originUrl, '--listen', `${LOOPBACK}:${port}`, '--admin', `${LOOPBACK}:${adminPort}`],
+    [...(options.nodeArgs ?? []), resolve(options.cliPath ?? 'dist/proxy/cli.js'), '--config', configFile, '--origin', options.originUrl, '--listen', `${LOOPBACK}:${port}`, '--admin', `${LOOPBACK}:${adminPort}`],
     { cwd: dir },
   );
   const output = captureOutput(child);
