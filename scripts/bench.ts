@@ -78,8 +78,11 @@ async function main(): Promise<void> {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       log(`${signal}: stopping`);
-      cleanup();
-      process.exit(130);
+      // Let the servers stop on their own first (nginx's master takes its workers down), then make sure.
+      void Promise.race([stopAllStarted(), sleep(8000)]).finally(() => {
+        cleanup();
+        process.exit(130);
+      });
     });
   }
 
@@ -118,9 +121,7 @@ async function main(): Promise<void> {
   if (!targets.some((target) => target.name === LACQUER)) throw new Error('Lacquer did not start; nothing to measure');
   if (targets.some((t) => t.name === 'varnish')) versions['varnish'] = versionOf('varnishd', ['-V']);
   if (targets.some((t) => t.name === 'nginx')) versions['nginx'] = versionOf('nginx', ['-v']);
-  peerConfigs['varnish'] = 'varnishd -F -n <tmp> -a 127.0.0.1:<port> -b 127.0.0.1:<origin> -s malloc,1024m -T none   (built-in VCL)';
-  const { nginxConfig } = await import('./bench/peers.js');
-  peerConfigs['nginx'] = nginxConfig({ port: 0, originPort: 0, dir: '<tmp>', cacheBytes: GIB });
+  for (const target of targets) if (target.config !== undefined) peerConfigs[target.name] = target.config;
 
   const context: Context = { plan, generator, origin, targets, tmpDir, scripts: writeWrkScripts(tmpDir), log, compare: values.compare };
   const scenarios: ScenarioResult[] = [];

@@ -44,18 +44,32 @@ export interface NginxOptions extends PeerPorts {
   readonly cacheBytes: number;
   /** Set when running as root: workers then run as this user instead of nobody, so they can write the cache dir. */
   readonly user?: string;
+  /**
+   * Descriptors the worker may open (worker_rlimit_nofile). open_file_cache
+   * keeps one per cached file, so its size is bounded by what is left after
+   * the connections: past the limit nginx fails accept() and stalls.
+   */
+  readonly openFileLimit: number;
+}
+
+const NGINX_WORKER_CONNECTIONS = 4096;
+
+/** Entries open_file_cache may hold within the descriptor limit (two per connection: client and upstream). */
+export function nginxOpenFileCacheMax(openFileLimit: number): number {
+  return Math.max(1000, Math.min(200_000, openFileLimit - 2 * NGINX_WORKER_CONNECTIONS - 1000));
 }
 
 export function nginxConfig(options: NginxOptions): string {
   const d = options.dir;
   return `# written by the Lacquer benchmark; loopback only
 ${options.user === undefined ? '' : `user ${options.user};\n`}worker_processes 1;
+worker_rlimit_nofile ${options.openFileLimit};
 daemon off;
 master_process on;
 pid ${d}/nginx.pid;
 error_log ${d}/error.log warn;
 events {
-  worker_connections 4096;
+  worker_connections ${NGINX_WORKER_CONNECTIONS};
 }
 http {
   access_log off;
@@ -64,7 +78,7 @@ http {
   tcp_nodelay on;
   keepalive_timeout 65s;
   keepalive_requests 10000000;
-  open_file_cache max=200000 inactive=120s;
+  open_file_cache max=${nginxOpenFileCacheMax(options.openFileLimit)} inactive=120s;
   open_file_cache_valid 120s;
   open_file_cache_errors on;
   client_body_temp_path ${d}/client_temp;

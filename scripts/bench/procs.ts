@@ -18,28 +18,48 @@ export function startProcess(command: string, args: readonly string[], options: 
   return child;
 }
 
-/** SIGTERM, then SIGKILL after `graceMs` if it has not exited; resolves when it is gone. */
+/**
+ * SIGTERM, then SIGKILL after `graceMs` if it has not exited; resolves when
+ * it is gone. Its descendants (nginx workers, the Varnish cache process) are
+ * noted first and killed too if they outlive it, so nothing is orphaned.
+ */
 export async function stopProcess(child: ChildProcess, graceMs = 5000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const descendants = processTree(child.pid).slice(1);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  process.kill(child.pid, 'SIGTERM');
+  signal(child.pid, 'SIGTERM');
   const timer = setTimeout(() => {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) signal(child.pid, 'SIGKILL');
   }, graceMs);
   await exited;
   clearTimeout(timer);
+  const deadline = Date.now() + graceMs;
+  while (descendants.some(alive) && Date.now() < deadline) await sleep(50);
+  for (const pid of descendants.filter(alive)) signal(pid, 'SIGKILL');
 }
 
-/** Synchronous last resort for exit paths: SIGKILL every process this module started and that still runs. */
+/** Synchronous last resort for exit paths: SIGKILL every process this module started, and their descendants. */
 export function killAllStartedSync(): void {
   for (const child of started) {
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
+    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) continue;
+    for (const pid of processTree(child.pid).reverse()) signal(pid, 'SIGKILL');
+  }
+}
+
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {
+    // already gone
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
   }
 }
 

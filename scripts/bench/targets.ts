@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { lacquerConfig, LOOPBACK, nginxConfig, varnishArgs } from './peers.js';
 import { captureOutput, freePort, processTree, startProcess, stopProcess, waitForHttp } from './procs.js';
@@ -11,12 +11,14 @@ export interface Target {
   /** PIDs whose CPU and memory count as this target's (the root and its children). */
   pids(): number[];
   stop(): Promise<void>;
+  /** The configuration it was started with, for the report. */
+  readonly config?: string;
 }
 
 export type TargetName = 'lacquer' | 'varnish' | 'nginx';
 
-function running(name: string, url: string, child: ChildProcess): Target {
-  return { name, url, pids: () => processTree(child.pid!), stop: () => stopProcess(child) };
+function running(name: string, url: string, child: ChildProcess, config?: string): Target {
+  return { name, url, pids: () => processTree(child.pid!), stop: () => stopProcess(child), ...(config === undefined ? {} : { config }) };
 }
 
 /** The bench origin in its own process. */
@@ -59,7 +61,7 @@ export async function startLacquer(options: StartOptions): Promise<Target> {
   );
   const output = captureOutput(child);
   await waitForHttp(`http://${LOOPBACK}:${adminPort}/readyz`, child, output);
-  return running(options.label ?? 'lacquer', `http://${LOOPBACK}:${port}`, child);
+  return running(options.label ?? 'lacquer', `http://${LOOPBACK}:${port}`, child, readFileSync(configFile, 'utf8'));
 }
 
 export async function startVarnish(options: StartOptions): Promise<Target> {
@@ -70,11 +72,12 @@ export async function startVarnish(options: StartOptions): Promise<Target> {
   chmodSync(options.tmpDir, 0o755);
   chmodSync(workDir, 0o777);
   const originPort = Number(new URL(options.originUrl).port);
-  const child = startProcess('varnishd', varnishArgs({ port, originPort, workDir, storageBytes: options.cacheBytes }));
+  const args = varnishArgs({ port, originPort, workDir, storageBytes: options.cacheBytes });
+  const child = startProcess('varnishd', args);
   const output = captureOutput(child);
   const url = `http://${LOOPBACK}:${port}`;
   await waitForHttp(`${url}/__ping`, child, output);
-  return running(options.label ?? 'varnish', url, child);
+  return running(options.label ?? 'varnish', url, child, `varnishd ${args.join(' ')}\n(the built-in VCL: no -f)`);
 }
 
 export async function startNginx(options: StartOptions): Promise<Target> {
@@ -82,13 +85,28 @@ export async function startNginx(options: StartOptions): Promise<Target> {
   const dir = join(options.tmpDir, `nginx-${port}`);
   mkdirSync(join(dir, 'cache'), { recursive: true });
   const originPort = Number(new URL(options.originUrl).port);
-  const user = process.getuid?.() === 0 ? 'root' : undefined;
-  writeFileSync(join(dir, 'nginx.conf'), nginxConfig({ port, originPort, dir, cacheBytes: options.cacheBytes, user }));
+  const root = process.getuid?.() === 0;
+  const config = nginxConfig({ port, originPort, dir, cacheBytes: options.cacheBytes, openFileLimit: root ? ROOT_OPEN_FILE_LIMIT : hardOpenFileLimit(), ...(root ? { user: 'root' } : {}) });
+  writeFileSync(join(dir, 'nginx.conf'), config);
   const child = startProcess('nginx', ['-p', `${dir}/`, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')]);
   const output = captureOutput(child);
   const url = `http://${LOOPBACK}:${port}`;
   await waitForHttp(`${url}/__ping`, child, output);
-  return running(options.label ?? 'nginx', url, child);
+  return running(options.label ?? 'nginx', url, child, config);
+}
+
+/** As root nginx may raise its own descriptor limit; this is enough for 100,000 cached files and every connection. */
+const ROOT_OPEN_FILE_LIMIT = 262_144;
+
+/** The hard limit on open files this process (and so nginx, its child) may raise itself to. */
+export function hardOpenFileLimit(): number {
+  try {
+    const match = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    const value = match === null ? NaN : Number(match[1]);
+    return Number.isFinite(value) ? value : 1024;
+  } catch {
+    return 1024;
+  }
 }
 
 export const STARTERS: Record<TargetName, (options: StartOptions) => Promise<Target>> = {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseWrkOutput } from '../../scripts/bench/load.js';
-import { lacquerConfig, nginxConfig, varnishArgs } from '../../scripts/bench/peers.js';
+import { lacquerConfig, nginxConfig, nginxOpenFileCacheMax, varnishArgs } from '../../scripts/bench/peers.js';
 import { parseProcStat } from '../../scripts/bench/procs.js';
 import { areaOf, selfTimes, type CpuProfile } from '../../scripts/bench/profile.js';
 import { bars, overheadPerObject, renderMarkdown, summarize, type BenchReport, type RunSample } from '../../scripts/bench/report.js';
@@ -61,7 +61,7 @@ describe('bench: statistics', () => {
 });
 
 describe('bench: peer configurations', () => {
-  const nginx = nginxConfig({ port: 8001, originPort: 9001, dir: '/tmp/x', cacheBytes: 1024 ** 3 });
+  const nginx = nginxConfig({ port: 8001, originPort: 9001, dir: '/tmp/x', cacheBytes: 1024 ** 3, openFileLimit: 20_000 });
 
   it('configures nginx as the comparison requires: one worker, cache lock, open_file_cache, tcp_nopush off', () => {
     expect(nginx).toMatch(/^worker_processes 1;$/m);
@@ -70,6 +70,14 @@ describe('bench: peer configurations', () => {
     expect(nginx).toMatch(/^\s*tcp_nopush off;$/m);
     expect(nginx).toMatch(/^\s*proxy_cache bench;$/m);
     expect(nginx).toMatch(/max_size=1024m/);
+  });
+
+  it('keeps open_file_cache within the descriptors the worker may open, so accept() never runs out', () => {
+    expect(nginx).toMatch(/^worker_rlimit_nofile 20000;$/m);
+    const cached = Number(/open_file_cache max=(\d+)/.exec(nginx)![1]);
+    const connections = Number(/worker_connections (\d+);/.exec(nginx)![1]);
+    expect(cached + 2 * connections).toBeLessThan(20_000);
+    expect(nginxOpenFileCacheMax(262_144)).toBe(200_000);
   });
 
   it('binds every listener to loopback', () => {
