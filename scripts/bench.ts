@@ -77,6 +77,7 @@ async function main(): Promise<void> {
   process.once('exit', cleanup);
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
+      stopping = true;
       log(`${signal}: stopping`);
       // Let the servers stop on their own first (nginx's master takes its workers down), then make sure.
       void Promise.race([stopAllStarted(), sleep(8000)]).finally(() => {
@@ -338,7 +339,11 @@ async function originCount(origin: Target, path: string): Promise<number> {
   return ((await response.json()) as { count: number }).count;
 }
 
+/** Set on SIGINT/SIGTERM: the scenario then failing is expected, and the signal handler exits. */
+let stopping = false;
+
 main().catch(async (error: unknown) => {
+  if (stopping) return;
   console.error(error);
   await stopAllStarted();
   process.exit(1);

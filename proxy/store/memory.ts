@@ -130,7 +130,10 @@ export class MemoryStore implements Store {
 function withOwnBody(entry: Entry): Entry {
   const body = entry.body;
   if (body.byteOffset === 0 && body.byteLength === body.buffer.byteLength) return entry;
-  return { ...entry, body: Buffer.from(body) };
+  // allocUnsafeSlow: a buffer of its own, never a slice of Node's shared pool, which would pin a whole pool slab.
+  const own = Buffer.allocUnsafeSlow(body.byteLength);
+  body.copy(own);
+  return { ...entry, body: own };
 }
 
 function allLive(variants: readonly Entry[], now: number): boolean {

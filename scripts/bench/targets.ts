@@ -86,7 +86,8 @@ export async function startNginx(options: StartOptions): Promise<Target> {
   mkdirSync(join(dir, 'cache'), { recursive: true });
   const originPort = Number(new URL(options.originUrl).port);
   const root = process.getuid?.() === 0;
-  const config = nginxConfig({ port, originPort, dir, cacheBytes: options.cacheBytes, openFileLimit: root ? ROOT_OPEN_FILE_LIMIT : hardOpenFileLimit(), ...(root ? { user: 'root' } : {}) });
+  // The hard limit, not more: raising it needs CAP_SYS_RESOURCE, which a container's root may lack.
+  const config = nginxConfig({ port, originPort, dir, cacheBytes: options.cacheBytes, openFileLimit: hardOpenFileLimit(), ...(root ? { user: 'root' } : {}) });
   writeFileSync(join(dir, 'nginx.conf'), config);
   const child = startProcess('nginx', ['-p', `${dir}/`, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')]);
   const output = captureOutput(child);
@@ -94,9 +95,6 @@ export async function startNginx(options: StartOptions): Promise<Target> {
   await waitForHttp(`${url}/__ping`, child, output);
   return running(options.label ?? 'nginx', url, child, config);
 }
-
-/** As root nginx may raise its own descriptor limit; this is enough for 100,000 cached files and every connection. */
-const ROOT_OPEN_FILE_LIMIT = 262_144;
 
 /** The hard limit on open files this process (and so nginx, its child) may raise itself to. */
 export function hardOpenFileLimit(): number {

@@ -16,7 +16,18 @@ describe('memory tier body ownership', () => {
     const stored = memory.get('k')![0]!;
     expect(stored.body.equals(body)).toBe(true);
     expect(stored.body.buffer).not.toBe(read.buffer);
-    expect(stored.body.buffer.byteLength).toBeLessThan(read.buffer.byteLength);
+    expect(stored.body.byteOffset).toBe(0);
+    expect(stored.body.buffer.byteLength).toBe(100);
+  });
+
+  it('copies a small body into a buffer of its own, not a slice of a shared pool', () => {
+    const pooled = Buffer.from('a small cached body');
+    expect(pooled.buffer.byteLength).toBeGreaterThan(pooled.length);
+    const memory = store();
+    memory.set(testEntry('k', { body: pooled }));
+    const stored = memory.get('k')![0]!.body;
+    expect(stored.toString()).toBe('a small cached body');
+    expect(stored.buffer.byteLength).toBe(pooled.length);
   });
 
   it('stores a body that owns its buffer as it is, and reports that same entry to listeners', () => {
