@@ -6,6 +6,7 @@
  *   --quick          one short round per scenario (a smoke run)
  *   --only LIST      targets to run, e.g. lacquer,varnish (default: all installed)
  *   --out-dir DIR    where the reports go (default reports)
+ *   --generator G    wrk or autocannon (default: wrk when installed)
  *   --scenarios LIST which scenarios to run (default all): hit-1k, hit-100k, hit-1m, zipf,
  *                    pass, coalesce, swr, hit-metrics, memory
  *   --compare CLI    also run another Lacquer build (its dist/proxy/cli.js) as the
@@ -64,6 +65,7 @@ async function main(): Promise<void> {
       'out-dir': { type: 'string', default: 'reports' },
       compare: { type: 'string' },
       scenarios: { type: 'string' },
+      generator: { type: 'string' },
     },
   });
   const plan = values.quick ? QUICK : FULL;
@@ -88,7 +90,8 @@ async function main(): Promise<void> {
   }
 
   const wanted = (values.only?.split(',').map((name) => name.trim()) ?? ['lacquer', 'varnish', 'nginx']) as TargetName[];
-  const generator = detectGenerator();
+  if (values.generator !== undefined && values.generator !== 'wrk' && values.generator !== 'autocannon') throw new Error(`--generator: expected wrk or autocannon, got ${values.generator}`);
+  const generator: Generator = values.generator ?? detectGenerator();
   log(`load generator: ${generator}${generator === 'autocannon' ? ' (wrk is not installed)' : ''}`);
 
   const origin = await startOrigin();
@@ -171,7 +174,7 @@ async function main(): Promise<void> {
     finishedAt: new Date().toISOString(),
     mode: plan.mode,
     machine: { cpus: cpus().length, node: process.version, loadAverage: loadavg(), shared: SHARED_NOTE },
-    generator: generator === 'wrk' ? 'wrk, 1 thread' : 'autocannon (in the bench process)',
+    generator: generator === 'wrk' ? 'wrk, 1 thread' : 'autocannon, in the bench process (it records latency in whole milliseconds: sub-millisecond p50s read 0 and their ratios are not measured; install wrk for these)',
     targets: targets.map((t) => t.name),
     skipped,
     versions,
