@@ -37,6 +37,8 @@ export function areaOf(functionName: string, url: string): Area {
   if (url === '' && SOCKET_WRITES.has(functionName)) return 'socket-write';
   if (url === '') return 'vm';
   if (url.startsWith('node:')) return 'node';
+  // WebAssembly in this process is undici's HTTP parser (llhttp).
+  if (url.startsWith('wasm://')) return 'other-deps';
   if (url.includes('/node_modules/fastify/') || url.includes('/node_modules/find-my-way/') || url.includes('/node_modules/light-my-request/') || url.includes('/node_modules/avvio/')) return 'fastify';
   if (url.includes('/node_modules/')) return 'other-deps';
   return 'lacquer';

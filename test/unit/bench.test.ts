@@ -133,6 +133,7 @@ describe('bench: reading measurements', () => {
     expect(areaOf('(garbage collector)', '')).toBe('gc');
     expect(areaOf('writeHead', 'node:_http_server')).toBe('node');
     expect(areaOf('writev', '')).toBe('socket-write');
+    expect(areaOf('wasm-function[20]', 'wasm://wasm/00034eea')).toBe('other-deps');
   });
 });
 
