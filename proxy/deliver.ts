@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { clientHasCurrent } from './cache/conditional.js';
 import type { Entry } from './cache/entry.js';
 import { ageSeconds } from './cache/freshness.js';
-import type { HeaderMap } from './http/headers.js';
+import type { HeaderMap, StoredHeaders } from './http/headers.js';
 import { rangeFor } from './cache/range.js';
 
 /**
@@ -69,13 +69,15 @@ export interface EntryDeliveryRequest {
 /** A stored entry delivered to a client: Age recomputed, 304 when the client already has it, no body for HEAD. */
 export function deliverEntry(entry: Entry, request: EntryDeliveryRequest, now: number, outcome: Outcome, status: string): Delivery {
   const age = String(ageSeconds(entry.initialAge, entry.responseTime, now));
-  if (clientHasCurrent(request.headers, entry)) {
+  const requestHeaders = request.headers;
+  // Most hits carry no validators and no Range: they skip the date parsing and tag matching below.
+  if ((requestHeaders['if-none-match'] !== undefined || requestHeaders['if-modified-since'] !== undefined) && clientHasCurrent(requestHeaders, entry)) {
     const headers: HeaderMap = { age, 'cache-status': status };
     for (const name of NOT_MODIFIED_FIELDS) if (entry.headers[name] !== undefined) headers[name] = entry.headers[name];
     return { status: 304, headers, body: null, outcome };
   }
-  const headers: HeaderMap = { ...entry.headers, age, 'cache-status': status };
-  const range = entry.status === 200 ? rangeFor(request.headers, entry.body.length, entry) : FULL_RANGE;
+  const headers = withPerResponseFields(entry.headers, age, status);
+  const range = entry.status === 200 && requestHeaders['range'] !== undefined ? rangeFor(requestHeaders, entry.body.length, entry) : FULL_RANGE;
   if (range.kind === 'partial') {
     headers['content-range'] = `bytes ${range.start}-${range.end}/${entry.body.length}`;
     headers['content-length'] = String(range.end - range.start + 1);
@@ -89,6 +91,20 @@ export function deliverEntry(entry: Entry, request: EntryDeliveryRequest, now: n
 }
 
 const FULL_RANGE = { kind: 'full' } as const;
+
+/**
+ * The stored headers plus this response's Age and Cache-Status, copied with
+ * a plain loop: on Node 20 an object spread of a header map followed by new
+ * fields takes a slow runtime path (microseconds per hit, measured with the
+ * bench), while the loop costs a fraction of that.
+ */
+function withPerResponseFields(stored: StoredHeaders, age: string, status: string): HeaderMap {
+  const headers: HeaderMap = {};
+  for (const name in stored) headers[name] = stored[name];
+  headers['age'] = age;
+  headers['cache-status'] = status;
+  return headers;
+}
 
 /** A short plain-text answer for errors Lacquer itself produces. */
 export function plainDelivery(status: number, message: string, outcome: Outcome, statusHeader: string): Delivery {

@@ -40,14 +40,15 @@ export class MemoryStore implements Store {
     const variants = this.#lru.get(key);
     if (variants === undefined) return undefined;
     const now = this.#options.clock();
-    // Stores judge only deleteAt; a key whose variants are all past it is gone.
-    if (variants.every((entry) => entry.deleteAt > now)) return variants;
+    // Stores judge only deleteAt; a key whose variants are all past it is gone. A plain loop: this runs on every hit.
+    if (allLive(variants, now)) return variants;
     const live = this.#replaceVariants(key, variants, (entry) => entry.deleteAt > now, 'expire');
     return live.length === 0 ? undefined : live;
   }
 
-  set(entry: Entry): void {
-    if (entry.size > this.#options.maxSize) return;
+  set(given: Entry): void {
+    if (given.size > this.#options.maxSize) return;
+    const entry = withOwnBody(given);
     const previous = this.#lru.peek(entry.key) ?? [];
     const others = previous.filter((stored) => stored.variant !== entry.variant);
     const replaced = previous.filter((stored) => stored.variant === entry.variant);
@@ -118,6 +119,26 @@ export class MemoryStore implements Store {
       this.#removal = undefined;
     }
   }
+}
+
+/**
+ * A body that is a view into a larger buffer (undici hands over slices of
+ * the socket read, which also held the response headers) would keep the
+ * whole read alive for as long as the entry lives: keep a copy of exactly
+ * its bytes instead. Done once, at store time.
+ */
+function withOwnBody(entry: Entry): Entry {
+  const body = entry.body;
+  if (body.byteOffset === 0 && body.byteLength === body.buffer.byteLength) return entry;
+  // allocUnsafeSlow: a buffer of its own, never a slice of Node's shared pool, which would pin a whole pool slab.
+  const own = Buffer.allocUnsafeSlow(body.byteLength);
+  body.copy(own);
+  return { ...entry, body: own };
+}
+
+function allLive(variants: readonly Entry[], now: number): boolean {
+  for (const entry of variants) if (entry.deleteAt <= now) return false;
+  return true;
 }
 
 function sumSizes(variants: readonly Entry[]): number {

@@ -1,4 +1,53 @@
+import { describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../proxy/store/memory.js';
-import { storeContract } from '../contract/store-contract.js';
+import { storeContract, testEntry } from '../contract/store-contract.js';
 
 storeContract('memory tier', (options) => new MemoryStore(options));
+
+describe('memory tier body ownership', () => {
+  const store = () => new MemoryStore({ maxSize: 1024 * 1024, maxVariants: 4, clock: () => 1_000_000 });
+
+  it('keeps a copy of just the body bytes when the body is a view into a larger read buffer', () => {
+    const read = Buffer.alloc(10_000, 0x41);
+    read.write('HTTP/1.1 200 OK\r\n', 0);
+    const body = read.subarray(2_000, 2_100);
+    const memory = store();
+    memory.set(testEntry('k', { body }));
+    const stored = memory.get('k')![0]!;
+    expect(stored.body.equals(body)).toBe(true);
+    expect(stored.body.buffer).not.toBe(read.buffer);
+    expect(stored.body.byteOffset).toBe(0);
+    expect(stored.body.buffer.byteLength).toBe(100);
+  });
+
+  it('copies a small body into a buffer of its own, not a slice of a shared pool', () => {
+    const pooled = Buffer.from('a small cached body');
+    expect(pooled.buffer.byteLength).toBeGreaterThan(pooled.length);
+    const memory = store();
+    memory.set(testEntry('k', { body: pooled }));
+    const stored = memory.get('k')![0]!.body;
+    expect(stored.toString()).toBe('a small cached body');
+    expect(stored.buffer.byteLength).toBe(pooled.length);
+  });
+
+  it('stores a body that owns its buffer as it is, and reports that same entry to listeners', () => {
+    const stored: unknown[] = [];
+    const removed: unknown[] = [];
+    const memory = new MemoryStore({ maxSize: 1024 * 1024, maxVariants: 4, clock: () => 1_000_000, listener: { onStore: (e) => stored.push(e), onRemove: (e) => removed.push(e) } });
+    const entry = testEntry('k', { body: Buffer.alloc(5_000, 0x42) });
+    memory.set(entry);
+    expect(memory.get('k')![0]).toBe(entry);
+    expect(stored).toEqual([entry]);
+    memory.delete('k');
+    expect(removed[0]).toBe(entry);
+  });
+
+  it('removes a copied entry by identity with what a lookup returned', () => {
+    const memory = store();
+    const read = Buffer.alloc(4_096, 0x43);
+    memory.set(testEntry('k', { body: read.subarray(10, 20) }));
+    const found = memory.get('k')![0]!;
+    memory.deleteVariant(found);
+    expect(memory.get('k')).toBeUndefined();
+  });
+});

@@ -1,0 +1,353 @@
+/**
+ * `npm run bench`: Lacquer against Varnish and nginx (when installed) on
+ * loopback, scenario by scenario, targets interleaved A/B/A/B, medians of
+ * three bounded runs. Writes reports/bench.md and reports/bench.json.
+ *
+ *   --quick          one short round per scenario (a smoke run)
+ *   --only LIST      targets to run, e.g. lacquer,varnish (default: all installed)
+ *   --out-dir DIR    where the reports go (default reports)
+ *   --generator G    wrk or autocannon (default: wrk when installed)
+ *   --scenarios LIST which scenarios to run (default all): hit-1k, hit-100k, hit-1m, zipf,
+ *                    pass, coalesce, swr, hit-metrics, memory
+ *   --compare CLI    also run another Lacquer build (its dist/proxy/cli.js) as the
+ *                    target "lacquer-compare", interleaved with this one: a before/after
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { detectGenerator, runBurst, runCount, runLoad, versionOf, writeWrkScripts, type Generator } from './bench/load.js';
+import { MEM_OBJECT_BYTES, PATHS, SLOW_DELAY_MS } from './bench/origin.js';
+import { killAllStartedSync, cpuSeconds, rssBytes, stopAllStarted } from './bench/procs.js';
+import { bars, LACQUER, ORIGIN_DIRECT, renderMarkdown, type BenchReport, type BurstSample, type MemorySample, type RunSample, type ScenarioResult } from './bench/report.js';
+import { PEER_BINARIES, STARTERS, startOrigin, type Target, type TargetName } from './bench/targets.js';
+import { zipfSequence } from './bench/zipf.js';
+
+interface Plan {
+  readonly mode: 'full' | 'quick';
+  readonly rounds: number;
+  readonly runSeconds: number;
+  readonly warmSeconds: number;
+  readonly connections: number;
+  readonly passConnections: number;
+  readonly burstClients: number;
+  readonly zipfKeys: number;
+  readonly zipfSequence: number;
+  readonly memoryObjects: number;
+}
+
+const FULL: Plan = { mode: 'full', rounds: 3, runSeconds: 3, warmSeconds: 1, connections: 50, passConnections: 1, burstClients: 200, zipfKeys: 100_000, zipfSequence: 100_000, memoryObjects: 100_000 };
+const QUICK: Plan = { ...FULL, mode: 'quick', rounds: 1, runSeconds: 1, warmSeconds: 1, zipfSequence: 20_000, memoryObjects: 5_000 };
+
+const GIB = 1024 ** 3;
+const SHARED_NOTE =
+  'The load generator runs on the same machine as the servers, and the machine may be shared with other work: absolute figures are noisy, so read the medians and the ratios taken side by side in this run.';
+
+interface Context {
+  readonly plan: Plan;
+  readonly generator: Generator;
+  readonly origin: Target;
+  readonly targets: readonly Target[];
+  readonly tmpDir: string;
+  readonly scripts: { fixed: string; paths: string };
+  readonly log: (line: string) => void;
+  /** Another Lacquer build measured side by side (--compare). */
+  readonly compare: string | undefined;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      'out-dir': { type: 'string', default: 'reports' },
+      compare: { type: 'string' },
+      scenarios: { type: 'string' },
+      generator: { type: 'string' },
+    },
+  });
+  const plan = values.quick ? QUICK : FULL;
+  const log = (line: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+  const startedAt = new Date().toISOString();
+  const tmpDir = mkdtempSync(join(tmpdir(), 'lacquer-bench-'));
+  const cleanup = () => {
+    killAllStartedSync();
+    rmSync(tmpDir, { recursive: true, force: true });
+  };
+  process.once('exit', cleanup);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      stopping = true;
+      log(`${signal}: stopping`);
+      // Let the servers stop on their own first (nginx's master takes its workers down), then make sure.
+      void Promise.race([stopAllStarted(), sleep(8000)]).finally(() => {
+        cleanup();
+        process.exit(130);
+      });
+    });
+  }
+
+  const wanted = (values.only?.split(',').map((name) => name.trim()) ?? ['lacquer', 'varnish', 'nginx']) as TargetName[];
+  if (values.generator !== undefined && values.generator !== 'wrk' && values.generator !== 'autocannon') throw new Error(`--generator: expected wrk or autocannon, got ${values.generator}`);
+  const generator: Generator = values.generator ?? detectGenerator();
+  log(`load generator: ${generator}${generator === 'autocannon' ? ' (wrk is not installed)' : ''}`);
+
+  const origin = await startOrigin();
+  log(`bench origin at ${origin.url}`);
+  const skipped: string[] = [];
+  const targets: Target[] = [];
+  const peerConfigs: Record<string, string> = {};
+  const versions: Record<string, string> = { node: process.version, lacquer: 'this checkout (dist/proxy/cli.js)' };
+  if (generator === 'wrk') versions['wrk'] = versionOf('wrk', ['--version']);
+  for (const name of wanted) {
+    if (name !== 'lacquer' && spawnSync(PEER_BINARIES[name], ['-h']).error !== undefined) {
+      skipped.push(`${name} (${PEER_BINARIES[name]} is not installed)`);
+      log(`skipping ${name}: ${PEER_BINARIES[name]} is not installed`);
+      continue;
+    }
+    try {
+      const target = await STARTERS[name]({ originUrl: origin.url, tmpDir, cacheBytes: GIB });
+      targets.push(target);
+      log(`${name} at ${target.url}`);
+    } catch (error) {
+      skipped.push(`${name} (failed to start: ${error instanceof Error ? error.message.split('\n')[0] : String(error)})`);
+      log(`skipping ${name}: ${String(error)}`);
+    }
+  }
+  if (values.compare !== undefined && targets.some((target) => target.name === LACQUER)) {
+    const compare = await STARTERS.lacquer({ originUrl: origin.url, tmpDir, cacheBytes: GIB, cliPath: values.compare, label: 'lacquer-compare' });
+    targets.splice(1, 0, compare);
+    versions['lacquer-compare'] = values.compare;
+    log(`lacquer-compare (${values.compare}) at ${compare.url}`);
+  }
+  if (!targets.some((target) => target.name === LACQUER)) throw new Error('Lacquer did not start; nothing to measure');
+  if (targets.some((t) => t.name === 'varnish')) versions['varnish'] = versionOf('varnishd', ['-V']);
+  if (targets.some((t) => t.name === 'nginx')) versions['nginx'] = versionOf('nginx', ['-v']);
+  for (const target of targets) if (target.config !== undefined) peerConfigs[target.name] = target.config;
+
+  const context: Context = { plan, generator, origin, targets, tmpDir, scripts: writeWrkScripts(tmpDir), log, compare: values.compare };
+  const scenarios: ScenarioResult[] = [];
+  const hit = (id: string, title: string, path: string) => throughputScenario(context, { id, title, path, targets, connections: plan.connections, prime: [path] });
+
+  const chosen = values.scenarios?.split(',').map((id) => id.trim());
+  const run = async (id: string, scenario: () => Promise<ScenarioResult> | ScenarioResult) => {
+    if (chosen === undefined || chosen.includes(id)) scenarios.push(await scenario());
+  };
+  await run('hit-1k', () => hit('hit-1k', '1 KiB hit', PATHS.hit1k));
+  await run('hit-100k', () => hit('hit-100k', '100 KiB hit', PATHS.hit100k));
+  await run('hit-1m', () => hit('hit-1m', '1 MiB hit', PATHS.hit1m));
+  await run('zipf', () => zipfScenario(context));
+  await run('pass', () =>
+    throughputScenario(context, {
+      id: 'pass',
+      title: 'Uncacheable pass-through (Cache-Control: no-store) vs the origin direct',
+      path: PATHS.pass,
+      targets: [{ ...origin, name: ORIGIN_DIRECT }, ...targets],
+      connections: plan.passConnections,
+      prime: [],
+      notes: [
+        'Every request reaches the origin. One connection, so latency is the time added per request rather than queueing behind a saturated core (the hit scenarios measure throughput).',
+        'The bench origin answers at once, so the ratio compares the proxy hop against almost nothing; the absolute p50 difference is the time the hop adds.',
+        'nginx runs with proxy_cache_lock on, which also holds concurrent requests for an uncacheable URL behind each other (it has no hit-for-pass); with one connection that cost does not show.',
+      ],
+    }),
+  );
+  await run('coalesce', () => burstScenario(context));
+  await run('swr', () =>
+    throughputScenario(context, {
+      id: 'swr',
+      title: 'stale-while-revalidate under load (max-age=1, stale-while-revalidate=30; the origin takes 50 ms)',
+      path: PATHS.swr,
+      targets,
+      connections: plan.connections,
+      prime: [PATHS.swr],
+      notes: ['The entry goes stale every second; a refresh that held a client up would show as a p99 near 50 ms. Origin requests should be about one per second of load.'],
+    }),
+  );
+  await run('hit-metrics', metricsScenario);
+  await run('memory', () => memoryScenario(context));
+
+  const report: BenchReport = {
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    mode: plan.mode,
+    machine: { cpus: cpus().length, node: process.version, loadAverage: loadavg(), shared: SHARED_NOTE },
+    generator: generator === 'wrk' ? 'wrk, 1 thread' : 'autocannon, in the bench process (it records latency in whole milliseconds: sub-millisecond p50s read 0 and their ratios are not measured; install wrk for these)',
+    targets: targets.map((t) => t.name),
+    skipped,
+    versions,
+    peerConfigs,
+    scenarios,
+  };
+  const outDir = resolve(values['out-dir']);
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, 'bench.json'), `${JSON.stringify({ ...report, bars: bars(report) }, null, 2)}\n`);
+  writeFileSync(join(outDir, 'bench.md'), renderMarkdown(report));
+  log(`wrote ${join(outDir, 'bench.md')} and bench.json`);
+  for (const bar of bars(report)) log(`${bar.verdict.padEnd(12)} ${bar.name}: ${bar.measured} (goal ${bar.goal})`);
+  await stopAllStarted();
+}
+
+interface ThroughputOptions {
+  readonly id: string;
+  readonly title: string;
+  readonly path?: string;
+  /** A file of paths (one a line) cycled by the load generator, instead of one path. */
+  readonly pathsFile?: string;
+  readonly paths?: readonly string[];
+  readonly targets: readonly Target[];
+  readonly connections: number;
+  readonly prime: readonly string[];
+  readonly notes?: string[];
+}
+
+/** One scenario: prime and warm each target, then rounds of bounded runs, targets interleaved. */
+async function throughputScenario(context: Context, options: ThroughputOptions): Promise<ScenarioResult> {
+  const { plan, log } = context;
+  log(`scenario ${options.id}: ${options.title}`);
+  const spec = (target: Target, durationS: number) => ({
+    url: options.path === undefined ? target.url : `${target.url}${options.path}`,
+    connections: options.connections,
+    durationS,
+    ...(options.pathsFile === undefined ? {} : { pathsFile: options.pathsFile }),
+    ...(options.paths === undefined ? {} : { paths: options.paths }),
+  });
+  for (const target of options.targets) {
+    // Two requests each: the first may fill the cache, the second must be answerable from it.
+    for (const path of options.prime) for (let i = 0; i < 2; i++) await (await fetch(`${target.url}${path}`)).arrayBuffer();
+    await runLoad(context.generator, spec(target, plan.warmSeconds), context.scripts);
+  }
+  const samples: RunSample[] = [];
+  for (let round = 1; round <= plan.rounds; round++) {
+    for (const target of options.targets) {
+      const pids = target.pids();
+      const originBefore = await originTotal(context.origin);
+      const cpuBefore = cpuSeconds(pids);
+      const load = await runLoad(context.generator, spec(target, plan.runSeconds), context.scripts);
+      const cpu = cpuSeconds(pids) - cpuBefore;
+      const originRequests = (await originTotal(context.origin)) - originBefore;
+      samples.push({ round, target: target.name, load, cpuSeconds: cpu, originRequests });
+      log(`  round ${round} ${target.name}: ${Math.round(load.rps)} req/s, p50 ${load.p50Ms.toFixed(2)} ms, p99 ${load.p99Ms.toFixed(2)} ms, ${((cpu * 1e6) / Math.max(1, load.requests)).toFixed(1)} µs CPU/req, ${load.errors} errors, ${originRequests} origin reqs`);
+    }
+  }
+  return { kind: 'throughput', id: options.id, title: options.title, connections: options.connections, samples, notes: options.notes ?? [] };
+}
+
+/** Hits over 100,000 keys drawn from a Zipf(1) law; the keys the sequence uses are filled first. */
+async function zipfScenario(context: Context): Promise<ScenarioResult> {
+  const { plan, log } = context;
+  const { ranks, distinct } = zipfSequence(plan.zipfKeys, plan.zipfSequence, 42);
+  const paths = ranks.map(PATHS.zipf);
+  const pathsFile = join(context.tmpDir, 'zipf-paths.txt');
+  writeFileSync(pathsFile, `${paths.join('\n')}\n`);
+  const fill = distinct.map(PATHS.zipf);
+  for (const target of context.targets) {
+    log(`  filling ${target.name} with ${fill.length} Zipf keys`);
+    await runCount(target.url, fill, fill.length, 32);
+  }
+  return throughputScenario(context, {
+    id: 'zipf',
+    title: `Hits over ${plan.zipfKeys.toLocaleString('en-US')} keys, Zipf(s=1), 1 KiB each`,
+    pathsFile,
+    paths,
+    targets: context.targets,
+    connections: plan.connections,
+    prime: [],
+    notes: [`A fixed sequence of ${paths.length.toLocaleString('en-US')} draws (seed 42) touching ${distinct.length.toLocaleString('en-US')} distinct keys, all filled before measuring.`],
+  });
+}
+
+/** 200 clients at once on a key nobody has asked for, with an origin that takes 200 ms. */
+async function burstScenario(context: Context): Promise<ScenarioResult> {
+  const { plan, log } = context;
+  log('scenario coalesce: cold-key burst');
+  const samples: BurstSample[] = [];
+  for (let round = 1; round <= plan.rounds; round++) {
+    for (const target of context.targets) {
+      const path = PATHS.slow(`${target.name}-${round}-${Date.now()}`);
+      const { result, spanMs: wallMs } = await runBurst(target.url, path, plan.burstClients);
+      const originRequests = await originCount(context.origin, path);
+      samples.push({ round, target: target.name, clients: plan.burstClients, originRequests, wallMs, maxLatencyMs: result.latency.max, errors: result.errors + result.timeouts + result.non2xx });
+      log(`  round ${round} ${target.name}: ${originRequests} origin request(s), burst ${wallMs.toFixed(0)} ms, slowest ${result.latency.max} ms`);
+    }
+  }
+  return {
+    kind: 'burst',
+    id: 'coalesce',
+    title: `Coalescing: ${plan.burstClients} concurrent clients on a cold key`,
+    originDelayMs: SLOW_DELAY_MS,
+    samples,
+    notes: ['Burst time runs from the first request written to the last response read, rebuilt from autocannon’s per-response timings.'],
+  };
+}
+
+/**
+ * Hook for the "hit with metrics enabled" scenario. Metrics are built on
+ * another branch; once they exist, start a second Lacquer with metrics
+ * switched on (TODO(metrics): its config key) and run the 1 KiB hit
+ * scenario against it next to the plain one, reporting the ratio.
+ */
+function metricsScenario(): ScenarioResult {
+  return {
+    kind: 'not-run',
+    id: 'hit-metrics',
+    title: '1 KiB hit with metrics enabled',
+    notes: ['Not run: this checkout has no metrics to enable yet (TODO(metrics) in scripts/bench.ts, metricsScenario).'],
+  };
+}
+
+/** RSS growth of a fresh Lacquer (and Varnish) filled with N objects of 10 KiB; nginx keeps its cache in files, so its RSS says nothing. */
+async function memoryScenario(context: Context): Promise<ScenarioResult> {
+  const { plan, log } = context;
+  const warm = 1000;
+  const n = plan.memoryObjects;
+  const samples: MemorySample[] = [];
+  const notes: string[] = [`Each target is started fresh; ${warm} objects are stored first (warming the code), RSS is read, then ${n.toLocaleString('en-US')} more objects of ${MEM_OBJECT_BYTES / 1024} KiB are stored and RSS is read again after 2 s.`];
+  const kinds: { name: string; start: TargetName; cliPath?: string }[] = [{ name: LACQUER, start: 'lacquer' }];
+  if (context.compare !== undefined) kinds.push({ name: 'lacquer-compare', start: 'lacquer', cliPath: context.compare });
+  kinds.push({ name: 'varnish', start: 'varnish' });
+  for (const { name, start, cliPath } of kinds) {
+    if (!context.targets.some((t) => t.name === name)) continue;
+    log(`scenario memory: ${name}, ${n} objects`);
+    const target = await STARTERS[start]({ originUrl: context.origin.url, tmpDir: context.tmpDir, cacheBytes: 4 * GIB, label: `${name}-memory`, ...(cliPath === undefined ? {} : { cliPath }) });
+    try {
+      const first = Array.from({ length: warm }, (_, i) => PATHS.mem(i));
+      await runCount(target.url, first, first.length, 32);
+      await sleep(1000);
+      const rssBeforeBytes = rssBytes(target.pids());
+      const rest = Array.from({ length: n }, (_, i) => PATHS.mem(warm + i));
+      const result = await runCount(target.url, rest, rest.length, 32);
+      if (result.non2xx + result.errors > 0) notes.push(`${name}: ${result.non2xx + result.errors} failed requests while filling`);
+      await sleep(2000);
+      const rssAfterBytes = rssBytes(target.pids());
+      samples.push({ target: name, objects: n, bodyBytes: n * MEM_OBJECT_BYTES, rssBeforeBytes, rssAfterBytes });
+      log(`  ${name}: RSS ${(rssBeforeBytes / 2 ** 20).toFixed(0)} MiB -> ${(rssAfterBytes / 2 ** 20).toFixed(0)} MiB`);
+    } finally {
+      await target.stop();
+    }
+  }
+  if (context.targets.some((t) => t.name === 'nginx')) notes.push('nginx is not measured: its cache lives in files and the page cache, not in its RSS.');
+  return { kind: 'memory', id: 'memory', title: `Memory: ${n.toLocaleString('en-US')} cached objects of 10 KiB`, samples, notes };
+}
+
+async function originTotal(origin: Target): Promise<number> {
+  const response = await fetch(`${origin.url}/__total`);
+  return ((await response.json()) as { total: number }).total;
+}
+
+async function originCount(origin: Target, path: string): Promise<number> {
+  const response = await fetch(`${origin.url}/__count?path=${encodeURIComponent(path)}`);
+  return ((await response.json()) as { count: number }).count;
+}
+
+/** Set on SIGINT/SIGTERM: the scenario then failing is expected, and the signal handler exits. */
+let stopping = false;
+
+main().catch(async (error: unknown) => {
+  if (stopping) return;
+  console.error(error);
+  await stopAllStarted();
+  process.exit(1);
+});
