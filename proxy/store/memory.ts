@@ -74,6 +74,18 @@ export class MemoryStore implements Store {
     this.#replaceVariants(entry.key, variants, (stored) => stored !== entry, 'delete');
   }
 
+  /** Removes the variant with this value under a key, whichever entry object holds it. */
+  deleteVariantOf(key: string, variant: string): void {
+    const variants = this.#lru.peek(key);
+    if (variants === undefined) return;
+    this.#replaceVariants(key, variants, (stored) => stored.variant !== variant, 'delete');
+  }
+
+  /** The variants under a key without touching its recency or judging expiry. */
+  peek(key: string): readonly Entry[] | undefined {
+    return this.#lru.peek(key);
+  }
+
   *keys(): Iterable<string> {
     yield* this.#lru.keys();
   }
