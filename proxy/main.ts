@@ -4,7 +4,7 @@ import type { Config } from '../config/types.js';
 import { startExampleOrigin } from '../examples/origin.js';
 import { buildAdminServer } from './admin.js';
 import { buildProxyServer } from './server.js';
-import { MemoryStore } from './store/memory.js';
+import { buildStore } from './store/build.js';
 import { Origin } from './upstream/origin.js';
 
 /**
@@ -30,7 +30,14 @@ export async function startLacquer(config: Config): Promise<RunningLacquer> {
   const logger = config.log.level === 'silent' ? false : { level: config.log.level };
 
   const clock = Date.now;
-  const store = new MemoryStore({ maxSize: config.cache.memory.maxSize, maxVariants: config.cache.maxVariants, clock });
+  // The store may log before the proxy's logger exists (its boot scan runs in the background).
+  let warn: (message: string, error?: unknown) => void = (message) => process.stderr.write(`${message}\n`);
+  const built = buildStore(config, {
+    clock,
+    log: (message) => warn(message),
+    onError: (error, context) => warn(context, error),
+  });
+  const store = built.store;
   const origin = new Origin(originUrl, config.origin);
   const proxy = buildProxyServer({
     config,
@@ -41,6 +48,15 @@ export async function startLacquer(config: Config): Promise<RunningLacquer> {
     onError: (error, context) => proxy.app.log.warn({ err: error, context }, context),
   });
   const admin = buildAdminServer({ origin, logger });
+  warn = (message, error) => proxy.app.log.warn(error === undefined ? {} : { err: error }, message);
+  if (built.kind === 'tiered') {
+    const started = performance.now();
+    // Serving starts at once; entries become hits as the scan finds them.
+    void built.store.ready.then(() => {
+      const { entries, bytes } = built.store.stats();
+      proxy.app.log.info({ dir: built.dir, entries, bytes, ms: Math.round(performance.now() - started) }, 'disk cache index rebuilt');
+    });
+  }
 
   const sweeper = setInterval(() => store.sweep(clock()), SWEEP_INTERVAL_MS);
   sweeper.unref();
@@ -50,7 +66,7 @@ export async function startLacquer(config: Config): Promise<RunningLacquer> {
     await admin.listen({ host: config.admin.host, port: config.admin.port });
   } catch (error) {
     clearInterval(sweeper);
-    await Promise.allSettled([proxy.app.close(), admin.close(), origin.close(), example?.close()]);
+    await Promise.allSettled([proxy.app.close(), admin.close(), origin.close(), example?.close(), store.close()]);
     throw error;
   }
 
@@ -64,7 +80,7 @@ export async function startLacquer(config: Config): Promise<RunningLacquer> {
       await Promise.allSettled([proxy.app.close(), admin.close()]);
       await origin.close();
       await example?.close();
-      store.close();
+      await store.close();
     },
   };
 }
