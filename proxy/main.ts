@@ -77,7 +77,9 @@ export async function startLacquer(config: Config): Promise<RunningLacquer> {
     exampleOrigin: example !== undefined,
     close: async () => {
       clearInterval(sweeper);
-      await Promise.allSettled([proxy.app.close(), admin.close()]);
+      // A keep-alive connection whose streamed answer ends during the drain is closed then, not after the keep-alive timeout.
+      const idle = setInterval(() => proxy.app.server.closeIdleConnections(), 50);
+      await Promise.allSettled([proxy.app.close(), admin.close()]).finally(() => clearInterval(idle));
       await origin.close();
       await example?.close();
       await store.close();

@@ -70,7 +70,9 @@ export async function startProxy(originUrl: string, options: TestProxyOptions = 
     config,
     fetch: (path, init = {}) => fetchText(url + path, init),
     close: async () => {
-      await app.close();
+      // A streamed answer can reach the client in full a moment before the server sees it end; close its connection once it is idle.
+      const sweep = setInterval(() => app.server.closeIdleConnections(), 20);
+      await app.close().finally(() => clearInterval(sweep));
       await origin.close();
       await store.close();
     },
