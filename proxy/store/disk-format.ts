@@ -29,7 +29,7 @@ export type EntryMeta = Omit<Entry, 'body'>;
 export interface MetaRecord {
   readonly entry: EntryMeta;
   readonly body: BodyRef;
-  /** Wall-clock ms (made unique per process) when written; the newest record for a variant wins at boot. */
+  /** When written (wall-clock ms × 1000 plus a counter); the newest record for a variant wins at boot. */
   readonly written: number;
 }
 

@@ -375,9 +375,12 @@ export class DiskStore implements StreamingStore, BodyOwner {
     return work;
   }
 
-  /** Wall-clock ms, strictly increasing within this process: orders writes and deletes. */
+  /**
+   * Orders writes and deletes, also across restarts: wall-clock ms times 1000,
+   * plus a counter for events within one millisecond (strictly increasing here).
+   */
   #stamp(): number {
-    this.#lastStamp = Math.max(Date.now(), this.#lastStamp + 1);
+    this.#lastStamp = Math.max(Date.now() * 1000, this.#lastStamp + 1);
     return this.#lastStamp;
   }
 
