@@ -23,10 +23,17 @@ export function streamToDisk(source: Readable, writer: BodyWriter, hooks: Stream
     released = true;
     writer.release();
   };
+  // Each chunk is passed on when the next one arrives, and the last only once the entry is stored: a client
+  // that has every byte can count on the next request being a hit. One chunk is held at a time.
+  let held: Buffer | undefined;
   const tee = new Transform({
     transform(chunk: Buffer, _encoding, callback: TransformCallback) {
       writer.write(chunk).then(
-        () => callback(null, chunk),
+        () => {
+          const previous = held;
+          held = chunk;
+          callback(null, previous);
+        },
         (error: unknown) => callback(error as Error),
       );
     },
@@ -37,7 +44,7 @@ export function streamToDisk(source: Readable, writer: BodyWriter, hooks: Stream
         .catch(hooks.failed)
         .finally(() => {
           release();
-          callback();
+          callback(null, held);
         });
     },
   });
