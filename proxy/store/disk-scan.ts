@@ -1,5 +1,7 @@
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile as readFileCallback } from 'node:fs';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { CACHE_FILE, MARKER_CONTENT, MARKER_FILE, SUBDIR, TEMP_FILE } from './disk-files.js';
 import { decodeMeta, type MetaRecord } from './disk-format.js';
 
@@ -16,6 +18,9 @@ export interface ScanHost {
   adopt(record: MetaRecord, metaId: string): 'indexed' | 'known' | 'superseded';
 }
 
+/** The callback form: for many small files it costs far less than fs/promises' readFile. */
+const readFile = promisify(readFileCallback);
+
 /** Metadata files read at once; enough to keep the disk busy without a burst of open files. */
 const READ_CONCURRENCY = 32;
 
@@ -30,7 +35,7 @@ export async function scanDirectory(dir: string, host: ScanHost): Promise<void> 
   const bodies = new Map<string, string>();
   for (const top of await readdir(dir, { withFileTypes: true })) {
     const path = join(dir, top.name);
-    if (top.name === MARKER_FILE) continue;
+    if (top.name === MARKER_FILE || top.name === 'lost+found') continue;
     if (!top.isDirectory() || !SUBDIR.test(top.name)) {
       skipForeign(path, top.isDirectory(), host);
       continue;
@@ -109,7 +114,8 @@ function skipForeign(path: string, isDirectory: boolean, host: ScanHost): void {
  */
 export async function claimDirectory(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });
-  const names = await readdir(dir);
+  // lost+found is what a freshly made filesystem holds, e.g. a volume mounted here.
+  const names = (await readdir(dir)).filter((name) => name !== 'lost+found');
   if (names.includes(MARKER_FILE)) return;
   if (names.length > 0) {
     throw new Error(`${dir} is not empty and is not a Lacquer cache directory (no ${MARKER_FILE}); give cache.disk.path an empty or new directory`);
