@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
  * over 256 subdirectories by the id's first two hex digits.
  *
  *   <dir>/lacquer-cache.json     marks the directory as a Lacquer cache
+ *   <dir>/lacquer.lock           the pid of the process using it
  *   <dir>/ab/<id>.meta           an entry's metadata (disk-format.ts)
  *   <dir>/ab/<id>.body           a body, raw bytes
  *   <dir>/ab/<id>.<ext>.tmp      a file being written; renamed into place when complete
@@ -15,6 +16,8 @@ import { dirname, join } from 'node:path';
 export type FileKind = 'meta' | 'body';
 
 export const MARKER_FILE = 'lacquer-cache.json';
+/** Holds the pid of the process using the directory. */
+export const LOCK_FILE = 'lacquer.lock';
 export const MARKER_CONTENT = `${JSON.stringify({ format: 1, note: 'Lacquer disk cache; files here are managed by Lacquer' })}\n`;
 
 export const SUBDIR = /^[0-9a-f]{2}$/;

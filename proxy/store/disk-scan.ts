@@ -1,8 +1,8 @@
 import { readFile as readFileCallback } from 'node:fs';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile as readText, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { CACHE_FILE, MARKER_CONTENT, MARKER_FILE, SUBDIR, TEMP_FILE } from './disk-files.js';
+import { CACHE_FILE, LOCK_FILE, MARKER_CONTENT, MARKER_FILE, SUBDIR, TEMP_FILE } from './disk-files.js';
 import { decodeMeta, type MetaRecord } from './disk-format.js';
 
 /** What the boot scan needs from the disk tier. */
@@ -35,7 +35,7 @@ export async function scanDirectory(dir: string, host: ScanHost): Promise<void> 
   const bodies = new Map<string, string>();
   for (const top of await readdir(dir, { withFileTypes: true })) {
     const path = join(dir, top.name);
-    if (top.name === MARKER_FILE || top.name === 'lost+found') continue;
+    if (top.name === MARKER_FILE || top.name === LOCK_FILE || top.name === 'lost+found') continue;
     if (!top.isDirectory() || !SUBDIR.test(top.name)) {
       skipForeign(path, top.isDirectory(), host);
       continue;
@@ -116,9 +116,48 @@ export async function claimDirectory(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });
   // lost+found is what a freshly made filesystem holds, e.g. a volume mounted here.
   const names = (await readdir(dir)).filter((name) => name !== 'lost+found');
-  if (names.includes(MARKER_FILE)) return;
+  if (names.includes(MARKER_FILE)) return lockDirectory(dir);
   if (names.length > 0) {
     throw new Error(`${dir} is not empty and is not a Lacquer cache directory (no ${MARKER_FILE}); give cache.disk.path an empty or new directory`);
   }
   await writeFile(join(dir, MARKER_FILE), MARKER_CONTENT);
+  await lockDirectory(dir);
+}
+
+/**
+ * One process per cache directory: another one's boot scan would take this
+ * one's files in progress for crash leftovers. The lock names the holder's
+ * pid; a lock whose process is gone (a crash) is taken over.
+ */
+async function lockDirectory(dir: string): Promise<void> {
+  const path = join(dir, LOCK_FILE);
+  try {
+    await writeFile(path, `${process.pid}\n`, { flag: 'wx' });
+    return;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  const holder = Number((await readText(path, 'utf8').catch(() => '')).trim());
+  if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
+    throw new Error(`${dir} is in use by another Lacquer process (pid ${holder}); give each process its own cache.disk.path`);
+  }
+  await unlink(path).catch(() => undefined);
+  await writeFile(path, `${process.pid}\n`, { flag: 'wx' });
+}
+
+/** Releases the lock taken by claimDirectory. */
+export async function unlockDirectory(dir: string): Promise<void> {
+  const path = join(dir, LOCK_FILE);
+  const holder = Number((await readText(path, 'utf8').catch(() => '')).trim());
+  if (holder === process.pid) await unlink(path).catch(() => undefined);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists but belongs to someone else.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

@@ -4,7 +4,7 @@ import { isFileBody, type BodyOwner, type FileBody } from '../cache/body.js';
 import type { Entry } from '../cache/entry.js';
 import { idOf, newId, pathOf, writeAtomic } from './disk-files.js';
 import { encodeMeta, type EntryMeta, type MetaRecord } from './disk-format.js';
-import { claimDirectory, scanDirectory, type ScanHost } from './disk-scan.js';
+import { claimDirectory, scanDirectory, unlockDirectory, type ScanHost } from './disk-scan.js';
 import { DiskBodyWriter } from './disk-writer.js';
 import type { BodyWriter, RemovalReason, StoreListener, StreamingStore } from './store.js';
 
@@ -237,6 +237,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
       this.#removeBody(id);
     }
     while (this.#io.size > 0) await Promise.allSettled([...this.#io]);
+    if (this.#unusable === undefined) await unlockDirectory(this.#options.dir);
   }
 
   /** Writes the body file, or finds the one already holding these bytes (then only metadata is written). */

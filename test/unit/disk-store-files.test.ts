@@ -75,12 +75,13 @@ describe('disk tier files', () => {
     await store.set({ ...store.disk.get('k')![0]!, freshUntil: 1_010_000 });
 
     expect(files(dir, '.body')).toEqual(bodyFiles);
-    expect(files(dir, '.meta')).toHaveLength(1);
     expect(events).toEqual(['store k', 'replace k', 'store k', 'replace k', 'store k']);
     const [stored] = store.disk.get('k')!;
     expect(stored!.freshUntil).toBe(1_010_000);
     expect(isFileBody(stored!.body) && stored!.body.path.endsWith(bodyFiles[0]!)).toBe(true);
     await store.close();
+    expect(files(dir, '.body')).toEqual(bodyFiles);
+    expect(files(dir, '.meta')).toHaveLength(1);
   });
 
   it('does not bring back at restart what was deleted, replaced or expired', async () => {
@@ -150,5 +151,29 @@ describe('disk tier files', () => {
     expect(readdirSync(dir)).toEqual(['precious.txt']);
     expect(String(errors[0])).toContain('not a Lacquer cache directory');
     await store.close();
+  });
+
+  it('refuses a directory another live process holds, and takes over the lock of a dead one', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const dir = join(root, String(dirs++));
+    const first = openDisk(dir);
+    await first.set(testEntry('a'));
+    await first.close();
+
+    // A live process that is not this one (the test runner's parent) holds the directory.
+    writeFileSync(join(dir, 'lacquer.lock'), `${process.ppid}\n`);
+    const errors: unknown[] = [];
+    const refused = new DiskStore({ dir, maxSize: 1 << 20, maxObjectSize: 1 << 20, maxVariants: 4, clock: () => 1_000_000, onError: (error) => errors.push(error) });
+    await refused.ready;
+    expect(String(errors[0])).toContain(`in use by another Lacquer process (pid ${process.ppid})`);
+    expect(refused.get('a')).toBeUndefined();
+    await refused.close();
+
+    // A pid no process has (far above the kernel's limit) is a crashed holder.
+    writeFileSync(join(dir, 'lacquer.lock'), '99999999\n');
+    const taken = openDisk(dir);
+    await taken.ready;
+    expect(taken.get('a')).toHaveLength(1);
+    await taken.close();
   });
 });
