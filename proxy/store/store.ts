@@ -6,6 +6,12 @@ export type MaybePromise<T> = T | Promise<T>;
 /** Why an entry left a store; purge and metrics listen for these. */
 export type RemovalReason = 'evict' | 'expire' | 'delete' | 'replace';
 
+/**
+ * Told about every entry a store holds and every one it lets go, so an index
+ * kept elsewhere (tags for purge) stays in step. A persistent tier also
+ * reports each entry it finds on disk at boot with onStore; the tiered store
+ * reports once per entry (memory copies come and go silently).
+ */
 export interface StoreListener {
   onStore?(entry: Entry): void;
   onRemove?(entry: Entry, reason: RemovalReason): void;
