@@ -255,7 +255,11 @@ export class Flow {
     if (writer !== undefined) {
       const teed = streamToDisk(body, writer, {
         stored: (file) => this.#storeStreamed(request, target, fill, file),
-        failed: (error) => this.#deps.onError?.(error, 'store write'),
+        failed: (error) => {
+          // Not stored (too large after all, or the disk failed): later requests go straight to the origin, as for any too-large answer.
+          this.#hitForMiss.mark(target.key, this.#deps.clock() + this.#config.cache.hitForMissTtl);
+          this.#deps.onError?.(error, 'store write');
+        },
       });
       return { shared: { kind: 'unshareable' }, leader: this.#streamed(request, { ...response, body: teed }, facts, 'miss') };
     }

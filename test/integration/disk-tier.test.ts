@@ -35,10 +35,11 @@ async function origin(headers: Record<string, string> = {}, lengths: Record<stri
   return started;
 }
 
-async function proxy(originUrl: string, options: { dir?: string; memoryObject?: number; errors?: unknown[]; logs?: string[] } = {}): Promise<TestProxy> {
+async function proxy(originUrl: string, options: { dir?: string; memoryObject?: number; diskObject?: number; errors?: unknown[]; logs?: string[] } = {}): Promise<TestProxy> {
+  const disk = options.diskObject === undefined ? {} : { disk: { maxObjectSize: options.diskObject } };
   const started = await startProxy(originUrl, {
     cacheDir: options.dir ?? join(root, String(dirs++)),
-    config: { cache: { memory: { maxObjectSize: options.memoryObject ?? 64 * KiB } } as never, log: { level: 'silent' } },
+    config: { cache: { memory: { maxObjectSize: options.memoryObject ?? 64 * KiB }, ...disk } as never, log: { level: 'silent' } },
     ...(options.errors && { errors: options.errors }),
     ...(options.logs && { logs: options.logs }),
   });
@@ -101,6 +102,28 @@ describe('disk tier in the request flow', () => {
     expect(second.headers['content-length']).toBe(String(500 * KiB));
     expect(second.body.equals(bodyFor('/stream', 500 * KiB))).toBe(true);
     expect(o.hits()).toBe(1);
+  });
+
+  it('streams a body of unannounced length past the disk object limit in full, and stores nothing', async () => {
+    const o = await startOrigin((request, response) => {
+      response.writeHead(200, { 'cache-control': 'max-age=600' });
+      const body = bodyFor(request.url, 500 * KiB);
+      for (let offset = 0; offset < body.length; offset += 50 * KiB) response.write(body.subarray(offset, offset + 50 * KiB));
+      response.end();
+    });
+    open.push(o);
+    const dir = join(root, `limit-${dirs++}`);
+    const errors: unknown[] = [];
+    const p = await proxy(o.url, { dir, diskObject: 128 * KiB, errors });
+    const first = await fetchBytes(`${p.url}/huge`);
+    expect(first.body.equals(bodyFor('/huge', 500 * KiB))).toBe(true);
+    const second = await fetchBytes(`${p.url}/huge`);
+    expect(second.body.equals(bodyFor('/huge', 500 * KiB))).toBe(true);
+    expect(second.headers['cache-status']).toContain('fwd=');
+    expect(o.hits()).toBe(2);
+    expect(p.store.stats().entries).toBe(0);
+    expect(String(errors[0])).toContain('maxObjectSize');
+    await expect.poll(() => [...filesIn(dir, '.tmp'), ...filesIn(dir, '.body')]).toEqual([]);
   });
 
   it('answers ranges with 206 from a disk body and from a memory body', async () => {
@@ -242,7 +265,7 @@ describe('disk tier in the request flow', () => {
     expect((await fetchBytes(`${p.url}/small`)).status).toBe(200);
     const big = await fetchBytes(`${p.url}/big`);
     expect(big.body.equals(bodyFor('/big', 300 * KiB))).toBe(true);
-    expect((await fetchBytes(`${p.url}/big`)).headers['cache-status']).not.toContain('hit');
+    expect((await fetchBytes(`${p.url}/big`)).headers['cache-status']).toContain('fwd=');
     expect(errors.map((error) => (error as NodeJS.ErrnoException).code)).toContain('ENOENT');
     expect(p.store.stats().entries).toBe(0);
   });
