@@ -126,6 +126,21 @@ describe('disk tier in the request flow', () => {
     await expect.poll(() => [...filesIn(dir, '.tmp'), ...filesIn(dir, '.body')]).toEqual([]);
   });
 
+  it('answers HEAD and a matching If-None-Match for a disk-only entry from the cache', async () => {
+    const o = await origin({}, { '/big': 300 * KiB });
+    const p = await proxy(o.url);
+    await fetchBytes(`${p.url}/big`);
+    const head = await undiciRequest(`${p.url}/big`, { method: 'HEAD', headers: { host: 'cache.test' } });
+    await head.body.dump();
+    expect(head.statusCode).toBe(200);
+    expect(head.headers['content-length']).toBe(String(300 * KiB));
+    expect(head.headers['cache-status']).toContain('hit');
+    const conditional = await fetchBytes(`${p.url}/big`, { 'if-none-match': '"v1"' });
+    expect(conditional.status).toBe(304);
+    expect(conditional.body.length).toBe(0);
+    expect(o.hits()).toBe(1);
+  });
+
   it('answers ranges with 206 from a disk body and from a memory body', async () => {
     const o = await origin({}, { '/big': 200 * KiB, '/small': 8 * KiB });
     const p = await proxy(o.url);
