@@ -35,7 +35,8 @@ VOLUME ["/etc/lacquer", "/var/cache/lacquer"]
 # Environment variables override the file; command-line flags override both.
 ENV LACQUER_LISTEN=0.0.0.0:8080 \
     LACQUER_ADMIN=0.0.0.0:8081 \
-    LACQUER_CONFIG=/etc/lacquer/proxy.config.yaml
+    LACQUER_CONFIG=/etc/lacquer/proxy.config.yaml \
+    LACQUER_CACHE_DIR=/var/cache/lacquer
 
 USER node
 EXPOSE 8080 8081

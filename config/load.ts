@@ -34,12 +34,13 @@ export interface LoadedConfig {
 const DEFAULT_FILE = 'proxy.config.yaml';
 
 /** Each override: the flag, the environment variable and the field they set. */
-const OVERRIDES: readonly { flag?: 'listen' | 'origin' | 'admin'; env: string; path: readonly string[] }[] = [
+const OVERRIDES: readonly { flag?: 'listen' | 'origin' | 'admin' | 'cache-dir'; env: string; path: readonly string[] }[] = [
   { flag: 'listen', env: 'LACQUER_LISTEN', path: ['listen'] },
   { flag: 'origin', env: 'LACQUER_ORIGIN', path: ['origin', 'url'] },
   { flag: 'admin', env: 'LACQUER_ADMIN', path: ['admin'] },
   { env: 'LACQUER_LOG_LEVEL', path: ['log', 'level'] },
   { env: 'LACQUER_PURGE_TOKEN', path: ['purge', 'token'] },
+  { flag: 'cache-dir', env: 'LACQUER_CACHE_DIR', path: ['cache', 'disk', 'path'] },
 ];
 
 export function loadConfig(options: LoadOptions = {}): LoadedConfig {
@@ -71,6 +72,7 @@ interface Flags {
   listen?: string;
   origin?: string;
   admin?: string;
+  'cache-dir'?: string;
   help?: boolean;
 }
 
@@ -86,6 +88,7 @@ function parseFlags(argv: string[]): Flags {
         listen: { type: 'string' },
         origin: { type: 'string' },
         admin: { type: 'string' },
+        'cache-dir': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -226,6 +229,8 @@ Options:
       --origin URL        the http:// or https:// origin to cache, optionally with a
                           path prefix (default: the bundled example origin)
       --admin HOST:PORT   the admin listener, /healthz and /readyz (default: ${admin})
+      --cache-dir DIR     the disk tier's directory (default: ${d.cache.disk.path}, relative
+                          to the working directory)
   -h, --help              print this text and exit
 
 Environment:
@@ -233,6 +238,7 @@ Environment:
   LACQUER_LISTEN      same as --listen        (sets listen)
   LACQUER_ORIGIN      same as --origin        (sets origin.url)
   LACQUER_ADMIN       same as --admin         (sets admin)
+  LACQUER_CACHE_DIR   same as --cache-dir     (sets cache.disk.path)
   LACQUER_LOG_LEVEL   sets log.level: fatal, error, warn, info, debug, trace or
                       silent (default: ${d.log.level})
   LACQUER_PURGE_TOKEN sets purge.token, the bearer token purges must carry

@@ -174,12 +174,24 @@ const memorySchema = mapping({
   maxObjectSize: size().prefault('8MiB'),
 });
 
+const diskSchema = mapping({
+  enabled: flag().default(true),
+  path: z
+    .string({ error: 'expected a directory path' })
+    .trim()
+    .min(1, { error: 'expected a directory path' })
+    .default('var/cache'),
+  maxSize: size().prefault('1GiB'),
+  maxObjectSize: size().prefault('256MiB'),
+});
+
 const cacheSchema = mapping({
   name: z
     .string({ error: 'expected a name made of token characters' })
     .regex(TOKEN, { error: 'expected a name made of token characters (letters, digits and !#$%&\'*+-.^_`|~)' })
     .default('lacquer'),
   memory: section(memorySchema.prefault({})),
+  disk: section(diskSchema.prefault({})),
   maxVariants: wholeNumber(1, 1024).default(16),
   defaultTtl: duration().prefault(0),
   negativeTtl: duration().prefault(0),
@@ -198,6 +210,22 @@ const cacheSchema = mapping({
       code: 'custom',
       path: ['memory', 'maxObjectSize'],
       message: `cache.memory.maxObjectSize (${showSize(maxObjectSize)}) must not be larger than cache.memory.maxSize (${showSize(maxSize)})`,
+    });
+  }
+  const disk = cache.disk;
+  if (disk.maxObjectSize > disk.maxSize) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['disk', 'maxObjectSize'],
+      message: `cache.disk.maxObjectSize (${showSize(disk.maxObjectSize)}) must not be larger than cache.disk.maxSize (${showSize(disk.maxSize)})`,
+    });
+  }
+  // Memory holds copies of what the disk holds, so anything memory may store must fit on disk.
+  if (disk.enabled && disk.maxObjectSize < maxObjectSize) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['disk', 'maxObjectSize'],
+      message: `cache.disk.maxObjectSize (${showSize(disk.maxObjectSize)}) must not be smaller than cache.memory.maxObjectSize (${showSize(maxObjectSize)}) while the disk tier is enabled`,
     });
   }
 });

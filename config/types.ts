@@ -31,6 +31,17 @@ export interface MemoryTierOptions {
   maxObjectSize: number;
 }
 
+export interface DiskTierOptions {
+  /** Keep entries on disk under the memory tier, across restarts. Default true. */
+  enabled: boolean;
+  /** The cache directory, relative to the working directory unless absolute. Default "var/cache". */
+  path: string;
+  /** Bytes the disk tier may hold (bodies + headers); least recently used go first. Default 1GiB. */
+  maxSize: number;
+  /** Larger responses are streamed through and not stored. Default 256MiB. */
+  maxObjectSize: number;
+}
+
 export interface QueryKeyOptions {
   /** Sort query parameters so `?a=1&b=2` and `?b=2&a=1` share a key. Default true. */
   sort: boolean;
@@ -42,6 +53,7 @@ export interface CacheOptions {
   /** Name used in the Cache-Status header (RFC 9211). Default "lacquer". */
   name: string;
   memory: MemoryTierOptions;
+  disk: DiskTierOptions;
   /** Most stored variants (Vary) per key; the oldest is dropped beyond it. Default 16. */
   maxVariants: number;
   /** Lifetime for cacheable responses that carry no freshness information. 0 disables. Default 0. */

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { isFileBody, streamFileBody, type Body } from './cache/body.js';
 import { clientHasCurrent } from './cache/conditional.js';
 import type { Entry } from './cache/entry.js';
 import { ageSeconds } from './cache/freshness.js';
@@ -81,13 +82,21 @@ export function deliverEntry(entry: Entry, request: EntryDeliveryRequest, now: n
   if (range.kind === 'partial') {
     headers['content-range'] = `bytes ${range.start}-${range.end}/${entry.body.length}`;
     headers['content-length'] = String(range.end - range.start + 1);
-    const body = entry.body.subarray(range.start, range.end + 1);
-    return { status: 206, headers, body: request.method === 'HEAD' ? null : body, outcome };
+    return { status: 206, headers, body: request.method === 'HEAD' ? null : slice(entry.body, range.start, range.end), outcome };
   }
   if (range.kind === 'unsatisfiable') {
     return { status: 416, headers: { ...headers, 'content-range': `bytes */${entry.body.length}`, 'content-length': '0' }, body: null, outcome };
   }
-  return { status: entry.status, headers, body: request.method === 'HEAD' ? null : entry.body, outcome };
+  return { status: entry.status, headers, body: request.method === 'HEAD' ? null : whole(entry.body), outcome };
+}
+
+/** A Buffer is sent as it is; a file body is streamed from the disk tier. */
+function whole(body: Body): Buffer | Readable {
+  return isFileBody(body) ? streamFileBody(body) : body;
+}
+
+function slice(body: Body, start: number, end: number): Buffer | Readable {
+  return isFileBody(body) ? streamFileBody(body, start, end) : body.subarray(start, end + 1);
 }
 
 const FULL_RANGE = { kind: 'full' } as const;

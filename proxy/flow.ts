@@ -12,7 +12,9 @@ import { cacheStatus, deliverEntry, plainDelivery, remainingTtl, type CacheStatu
 import { ProxyError, upstreamError } from './errors.js';
 import { publishFlow, refreshPhase, requestOrigin } from './events.js';
 import { headerValue, type HeaderMap } from './http/headers.js';
-import type { Store } from './store/store.js';
+import type { FileBody } from './cache/body.js';
+import { isStreamingStore, type BodyWriter, type Store } from './store/store.js';
+import { streamToDisk } from './store/stream-fill.js';
 import { bufferBody, type Origin, type OriginResponse } from './upstream/origin.js';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './upstream/forward-headers.js';
 import type { InterimListener } from './upstream/interim.js';
@@ -235,7 +237,7 @@ export class Flow {
   async #storeAndDeliver(request: ProxyRequest, target: RequestTarget, response: OriginResponse, plan: EntryPlan, facts: CacheStatusFacts, stamp: number): Promise<FillResult> {
     const limit = this.#config.cache.memory.maxObjectSize;
     const declared = Number(headerValue(response.headers, 'content-length') ?? NaN);
-    if (declared > limit) return this.#tooLarge(request, target, response, facts, [], response.body);
+    if (declared > limit) return this.#tooLarge(request, target, response, facts, [], response.body, { plan, stamp, declared });
 
     let buffered;
     try {
@@ -244,7 +246,7 @@ export class Flow {
       // The origin failed mid-body: nothing is stored, nothing truncated reaches a client.
       return this.#failedFill(upstreamError(error), request, undefined, facts.fwd);
     }
-    if (!buffered.complete) return this.#tooLarge(request, target, response, facts, buffered.head, buffered.rest);
+    if (!buffered.complete) return this.#tooLarge(request, target, response, facts, buffered.head, buffered.rest, { plan, stamp, declared });
 
     const now = this.#deps.clock();
     const entry = makeEntry(withBodyLength(plan, buffered.body), target.key, variantOf(request.headers, plan.vary), buffered.body, now, KEEP_WITH_VALIDATORS_MS);
@@ -257,11 +259,44 @@ export class Flow {
     };
   }
 
-  /** An object above the size limit: streamed to the leader, never buffered whole, never stored. */
-  #tooLarge(request: ProxyRequest, target: RequestTarget, response: OriginResponse, facts: CacheStatusFacts, head: Buffer[], rest: Readable): FillResult {
-    this.#hitForMiss.mark(target.key, this.#deps.clock() + this.#config.cache.hitForMissTtl);
+  /**
+   * An object above the memory limit: streamed to the leader, never buffered
+   * whole. A tier that takes streams (disk) stores it as it passes; otherwise
+   * it is not stored.
+   */
+  #tooLarge(request: ProxyRequest, target: RequestTarget, response: OriginResponse, facts: CacheStatusFacts, head: Buffer[], rest: Readable, fill: LargeFill): FillResult {
     const body = head.length === 0 ? rest : Readable.from(concatStreams(head, rest));
+    const writer = this.#bodyWriter(fill.declared);
+    if (writer !== undefined) {
+      const teed = streamToDisk(body, writer, {
+        stored: (file) => this.#storeStreamed(request, target, fill, file),
+        failed: (error) => {
+          // Not stored (too large after all, or the disk failed): later requests go straight to the origin, as for any too-large answer.
+          this.#hitForMiss.mark(target.key, this.#deps.clock() + this.#config.cache.hitForMissTtl);
+          this.#deps.onError?.(error, 'store write');
+        },
+      });
+      return { shared: { kind: 'unshareable' }, leader: this.#streamed(request, { ...response, body: teed }, facts, 'miss') };
+    }
+    this.#hitForMiss.mark(target.key, this.#deps.clock() + this.#config.cache.hitForMissTtl);
     return { shared: { kind: 'unshareable' }, leader: this.#streamed(request, { ...response, body }, { ...facts, detail: 'too-large' }, 'miss') };
+  }
+
+  #bodyWriter(declared: number): BodyWriter | undefined {
+    const store = this.#deps.store;
+    if (!isStreamingStore(store) || declared > store.maxObjectSize) return undefined;
+    try {
+      return store.createBodyWriter();
+    } catch (error) {
+      this.#deps.onError?.(error, 'store write');
+      return undefined;
+    }
+  }
+
+  /** A body streamed to disk is complete: its entry is stored unless the key was invalidated meanwhile. */
+  async #storeStreamed(request: ProxyRequest, target: RequestTarget, fill: LargeFill, body: FileBody): Promise<void> {
+    const entry = makeEntry(withBodyLength(fill.plan, body), target.key, variantOf(request.headers, fill.plan.vary), body, this.#deps.clock(), KEEP_WITH_VALIDATORS_MS);
+    if (this.invalidations.mayStore(target.key, fill.stamp, entry.tags) && (await this.#save(entry))) this.#hitForMiss.clear(target.key);
   }
 
   /** A 304 from the origin: the stored entry's headers are updated and its lifetime renewed (RFC 9111 §4.3.4). */
@@ -445,8 +480,16 @@ function outcomeOfFill(facts: CacheStatusFacts): Outcome {
   return facts.fwdStatus === 304 ? 'revalidated' : 'miss';
 }
 
+/** What a too-large response needs to be stored once streamed. */
+interface LargeFill {
+  readonly plan: EntryPlan;
+  readonly stamp: number;
+  /** Content-Length from the origin; NaN when it sent none. */
+  readonly declared: number;
+}
+
 /** The stored body's real length replaces whatever framing the origin used. */
-function withBodyLength(plan: EntryPlan, body: Buffer): EntryPlan {
+function withBodyLength(plan: EntryPlan, body: { readonly length: number }): EntryPlan {
   if (plan.status === 204 || plan.status === 304) return plan;
   return { ...plan, headers: { ...plan.headers, 'content-length': String(body.length) } };
 }

@@ -8,7 +8,7 @@ import { createObservability } from '../metrics/index.js';
 import { buildAdminServer } from './admin.js';
 import { buildProxyServer } from './server.js';
 import { fanOut } from './store/fan-out.js';
-import { MemoryStore } from './store/memory.js';
+import { buildStore } from './store/build.js';
 import { Origin } from './upstream/origin.js';
 
 /**
@@ -41,7 +41,17 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
   const clock = options.clock ?? Date.now;
   const observability = createObservability(config);
   const tagIndex = new TagIndex();
-  const store = new MemoryStore({ maxSize: config.cache.memory.maxSize, maxVariants: config.cache.maxVariants, clock, listener: fanOut([tagIndex, observability.storeListener('memory')]) });
+  // With the disk tier, the tiered store reports for the disk (memory evictions lose nothing there).
+  const evictionTier = config.cache.disk.enabled ? 'disk' : 'memory';
+  // The store may log before the proxy's logger exists (its boot scan runs in the background).
+  let warn: (message: string, error?: unknown) => void = (message) => process.stderr.write(`${message}\n`);
+  const built = buildStore(config, {
+    clock,
+    listener: fanOut([tagIndex, observability.storeListener(evictionTier)]),
+    log: (message) => warn(message),
+    onError: (error, context) => warn(context, error),
+  });
+  const store = built.store;
   const origin = new Origin(originUrl, config.origin);
   const proxy = buildProxyServer({
     config,
@@ -56,7 +66,17 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
   });
   const admin = buildAdminServer({ origin, logger });
   const purge = attachPurge({ config, index: tagIndex, store, invalidations: proxy.flow.invalidations, proxyApp: proxy.app, adminApp: admin, clock });
-  observability.attach({ admin, logger: proxy.app.log, tiers: [{ tier: 'memory', store }], store, storeTier: 'memory', clock, authorize: purge.allows });
+  const tiers = built.kind === 'tiered' ? [{ tier: 'memory', store: built.store.memory }, { tier: 'disk', store: built.store.disk }] : [{ tier: 'memory', store: built.store }];
+  observability.attach({ admin, logger: proxy.app.log, tiers, store, storeTier: built.kind, clock, authorize: purge.allows });
+  warn = (message, error) => proxy.app.log.warn(error === undefined ? {} : { err: error }, message);
+  if (built.kind === 'tiered') {
+    const started = performance.now();
+    // Serving starts at once; entries become hits as the scan finds them.
+    void built.store.ready.then(() => {
+      const { entries, bytes } = built.store.stats();
+      proxy.app.log.info({ dir: built.dir, entries, bytes, ms: Math.round(performance.now() - started) }, 'disk cache index rebuilt');
+    });
+  }
 
   const sweeper = setInterval(() => store.sweep(clock()), SWEEP_INTERVAL_MS);
   sweeper.unref();
@@ -67,7 +87,7 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
   } catch (error) {
     clearInterval(sweeper);
     observability.close();
-    await Promise.allSettled([proxy.app.close(), admin.close(), origin.close(), example?.close()]);
+    await Promise.allSettled([proxy.app.close(), admin.close(), origin.close(), example?.close(), store.close()]);
     throw error;
   }
 
@@ -78,11 +98,13 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
     exampleOrigin: example !== undefined,
     close: async () => {
       clearInterval(sweeper);
-      await Promise.allSettled([proxy.app.close(), admin.close()]);
+      // A keep-alive connection whose streamed answer ends during the drain is closed then, not after the keep-alive timeout.
+      const idle = setInterval(() => proxy.app.server.closeIdleConnections(), 50);
+      await Promise.allSettled([proxy.app.close(), admin.close()]).finally(() => clearInterval(idle));
       observability.close();
       await origin.close();
       await example?.close();
-      store.close();
+      await store.close();
     },
   };
 }

@@ -15,9 +15,10 @@
  *                       --update-baseline are refused with it
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -97,6 +98,8 @@ function conformanceConfig(originUrl: string): Config {
   const base = defaults();
   return {
     ...base,
+    // Every run starts from an empty cache: a fresh directory for the disk tier.
+    cache: { ...base.cache, disk: { ...base.cache.disk, path: mkdtempSync(join(tmpdir(), 'lacquer-conformance-')) } },
     listen: { host: '127.0.0.1', port: 0 },
     admin: { host: '127.0.0.1', port: 0 },
     origin: { ...base.origin, url: originUrl },

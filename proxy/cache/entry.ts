@@ -1,4 +1,5 @@
 import type { StoredHeaders } from '../http/headers.js';
+import type { Body } from './body.js';
 
 /**
  * A stored response: one variant of one key. Times are absolute epoch
@@ -17,7 +18,8 @@ export interface Entry {
   readonly status: number;
   /** Response headers as delivered on a hit, without Age and Cache-Status. */
   readonly headers: StoredHeaders;
-  readonly body: Buffer;
+  /** Bytes in memory, or a file owned by the disk tier (body.ts). */
+  readonly body: Body;
   readonly etag: string | undefined;
   readonly lastModified: string | undefined;
   readonly tags: readonly string[];

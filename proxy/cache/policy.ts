@@ -1,4 +1,5 @@
 import CachePolicy from 'http-cache-semantics';
+import type { Body } from './body.js';
 import type { CacheOptions, TagOptions } from '../../config/types.js';
 import { headerValue, splitList, tokenList, type HeaderMap, type StoredHeaders } from '../http/headers.js';
 import { deltaSeconds, parseCacheControl, parseSurrogateControl, parseTargetedCacheControl, qualifiedFields, type Directives } from './cache-control.js';
@@ -226,7 +227,7 @@ function notStored(reason: NotStoredReason): StorageVerdict {
 }
 
 /** Turns a plan and its body into an entry with every absolute time computed once. */
-export function makeEntry(plan: EntryPlan, key: string, variant: string, body: Buffer, storedAt: number, keepWithValidators: number): Entry {
+export function makeEntry(plan: EntryPlan, key: string, variant: string, body: Body, storedAt: number, keepWithValidators: number): Entry {
   const freshUntil = plan.noCache ? plan.responseTime : plan.responseTime + plan.lifetime.ms - plan.initialAge;
   const staleWhileRevalidateUntil = freshUntil + plan.staleWhileRevalidate;
   const staleIfErrorUntil = freshUntil + plan.staleIfError;

@@ -1,3 +1,4 @@
+import { isFileBody } from '../cache/body.js';
 import { LRUCache } from 'lru-cache';
 import type { Entry } from '../cache/entry.js';
 import type { RemovalReason, Store, StoreListener } from './store.js';
@@ -75,6 +76,18 @@ export class MemoryStore implements Store {
     this.#replaceVariants(entry.key, variants, (stored) => stored !== entry, 'delete');
   }
 
+  /** Removes the variant with this value under a key, whichever entry object holds it. */
+  deleteVariantOf(key: string, variant: string): void {
+    const variants = this.#lru.peek(key);
+    if (variants === undefined) return;
+    this.#replaceVariants(key, variants, (stored) => stored.variant !== variant, 'delete');
+  }
+
+  /** The variants under a key without touching its recency or judging expiry. */
+  peek(key: string): readonly Entry[] | undefined {
+    return this.#lru.peek(key);
+  }
+
   *keys(): Iterable<string> {
     yield* this.#lru.keys();
   }
@@ -129,6 +142,7 @@ export class MemoryStore implements Store {
  */
 function withOwnBody(entry: Entry): Entry {
   const body = entry.body;
+  if (isFileBody(body)) return entry;
   if (body.byteOffset === 0 && body.byteLength === body.buffer.byteLength) return entry;
   // allocUnsafeSlow: a buffer of its own, never a slice of Node's shared pool, which would pin a whole pool slab.
   const own = Buffer.allocUnsafeSlow(body.byteLength);

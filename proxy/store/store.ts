@@ -1,10 +1,17 @@
 import type { Entry } from '../cache/entry.js';
+import type { FileBody } from '../cache/body.js';
 
 export type MaybePromise<T> = T | Promise<T>;
 
 /** Why an entry left a store; purge and metrics listen for these. */
 export type RemovalReason = 'evict' | 'expire' | 'delete' | 'replace';
 
+/**
+ * Told about every entry a store holds and every one it lets go, so an index
+ * kept elsewhere (tags for purge) stays in step. A persistent tier also
+ * reports each entry it finds on disk at boot with onStore; the tiered store
+ * reports once per entry (memory copies come and go silently).
+ */
 export interface StoreListener {
   onStore?(entry: Entry): void;
   onRemove?(entry: Entry, reason: RemovalReason): void;
@@ -32,4 +39,29 @@ export interface Store {
   /** Bytes and entries currently held. */
   stats(): { entries: number; bytes: number; maxBytes: number };
   close(): MaybePromise<void>;
+}
+
+/**
+ * Writes one body as it streams past (a response too large for memory),
+ * so it can be stored without ever being held whole.
+ */
+export interface BodyWriter {
+  /** Appends a chunk; resolves when it is written. Failures are kept for `finish`, never thrown here. */
+  write(chunk: Buffer): Promise<void>;
+  /** Makes the body complete and durable under its final name; rejects if any write failed or it grew too large. */
+  finish(): Promise<FileBody>;
+  /** Lets go of the body: it is removed unless an entry stored since refers to it. Call once, always. */
+  release(): void;
+}
+
+/** A tier that can take bodies as streams (the disk tier, and the tiered store over it). */
+export interface StreamingStore extends Store {
+  /** Largest body it will take, in bytes. */
+  readonly maxObjectSize: number;
+  /** A writer for a new body, or undefined when the tier cannot take one now. */
+  createBodyWriter(): BodyWriter | undefined;
+}
+
+export function isStreamingStore(store: Store): store is StreamingStore {
+  return typeof (store as Partial<StreamingStore>).createBodyWriter === 'function';
 }

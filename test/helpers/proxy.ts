@@ -5,6 +5,7 @@ import type { Config } from '../../config/types.js';
 import type { Flow } from '../../proxy/flow.js';
 import { buildProxyServer } from '../../proxy/server.js';
 import { MemoryStore } from '../../proxy/store/memory.js';
+import { TieredStore } from '../../proxy/store/tiered.js';
 import { Origin } from '../../proxy/upstream/origin.js';
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
@@ -12,7 +13,7 @@ type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unk
 export interface TestProxy {
   readonly url: string;
   readonly flow: Flow;
-  readonly store: MemoryStore;
+  readonly store: MemoryStore | TieredStore;
   readonly config: Config;
   fetch(path: string, init?: { method?: string; headers?: Record<string, string>; body?: string }): Promise<TestResponse>;
   close(): Promise<void>;
@@ -29,13 +30,27 @@ export interface TestProxyOptions {
   random?: () => number;
   config?: DeepPartial<Config>;
   errors?: unknown[];
+  /** A directory for a tiered store (memory over disk, sized by config.cache.disk); default: a memory store only. */
+  cacheDir?: string;
+  /** Lines the store logs (skipped files and the like). */
+  logs?: string[];
 }
 
 /** The proxy on a loopback port in front of `originUrl`, with a memory store and the given clock. */
 export async function startProxy(originUrl: string, options: TestProxyOptions = {}): Promise<TestProxy> {
   const config = merge(defaults(), { ...options.config, origin: { ...options.config?.origin, url: originUrl } }) as Config;
   const clock = options.clock ?? Date.now;
-  const store = new MemoryStore({ maxSize: config.cache.memory.maxSize, maxVariants: config.cache.maxVariants, clock });
+  const store =
+    options.cacheDir === undefined
+      ? new MemoryStore({ maxSize: config.cache.memory.maxSize, maxVariants: config.cache.maxVariants, clock })
+      : new TieredStore({
+          memory: config.cache.memory,
+          disk: { dir: options.cacheDir, maxSize: config.cache.disk.maxSize, maxObjectSize: config.cache.disk.maxObjectSize },
+          maxVariants: config.cache.maxVariants,
+          clock,
+          log: (line) => options.logs?.push(line),
+          onError: (error) => options.errors?.push(error),
+        });
   const origin = new Origin(originUrl, config.origin);
   const { app, flow } = buildProxyServer({
     config,
@@ -55,8 +70,11 @@ export async function startProxy(originUrl: string, options: TestProxyOptions = 
     config,
     fetch: (path, init = {}) => fetchText(url + path, init),
     close: async () => {
-      await app.close();
+      // A streamed answer can reach the client in full a moment before the server sees it end; close its connection once it is idle.
+      const sweep = setInterval(() => app.server.closeIdleConnections(), 20);
+      await app.close().finally(() => clearInterval(sweep));
       await origin.close();
+      await store.close();
     },
   };
 }

@@ -154,6 +154,7 @@ describe('defaults', () => {
       cache: {
         name: 'lacquer',
         memory: { maxSize: 256 * MiB, maxObjectSize: 8 * MiB },
+        disk: { enabled: true, path: 'var/cache', maxSize: 1024 * MiB, maxObjectSize: 256 * MiB },
         maxVariants: 16,
         defaultTtl: 0,
         negativeTtl: 0,
@@ -520,7 +521,25 @@ describe('file and argument errors', () => {
     expect(configError(() => load({ cwd: tempDir(), argv: ['--orgin', 'http://x'] })).issues).toEqual([
       { path: '--orgin', message: 'unknown option (see --help)' },
     ]);
-    expect(configError(() => load({ cwd: tempDir(), argv: ['--cache-dir', '/tmp'] })).issues[0]!.path).toBe('--cache-dir');
+    expect(configError(() => load({ cwd: tempDir(), argv: ['--cache-size', '1GiB'] })).issues[0]!.path).toBe('--cache-size');
+  });
+
+  it('takes the disk tier directory from --cache-dir over LACQUER_CACHE_DIR over the file', () => {
+    const dir = tempDir('cache:\n  disk:\n    path: /from/file\n');
+    expect(load({ cwd: dir }).config.cache.disk.path).toBe('/from/file');
+    expect(load({ cwd: dir, env: { LACQUER_CACHE_DIR: '/from/env' } }).config.cache.disk.path).toBe('/from/env');
+    expect(load({ cwd: dir, env: { LACQUER_CACHE_DIR: '/from/env' }, argv: ['--cache-dir', '/from/flag'] }).config.cache.disk.path).toBe('/from/flag');
+    expect(configError(() => load({ cwd: tempDir(), argv: ['--cache-dir', ' '] })).issues[0]!.path).toBe('cache.disk.path');
+  });
+
+  it('rejects disk object limits above the disk size or below the memory object limit', () => {
+    expect(issuesFor('cache:\n  disk:\n    maxSize: 20MiB\n    maxObjectSize: 30MiB\n')).toEqual([
+      { path: 'cache.disk.maxObjectSize', message: 'cache.disk.maxObjectSize (30MiB) must not be larger than cache.disk.maxSize (20MiB)' },
+    ]);
+    expect(issuesFor('cache:\n  disk:\n    maxObjectSize: 1MiB\n')).toEqual([
+      { path: 'cache.disk.maxObjectSize', message: 'cache.disk.maxObjectSize (1MiB) must not be smaller than cache.memory.maxObjectSize (8MiB) while the disk tier is enabled' },
+    ]);
+    expect(load({ cwd: tempDir('cache:\n  disk:\n    enabled: false\n    maxObjectSize: 1MiB\n') }).config.cache.disk.maxObjectSize).toBe(MiB);
   });
 
   it('rejects a flag without its value, and a stray argument', () => {

@@ -13,7 +13,7 @@ describe('memory tier body ownership', () => {
     const body = read.subarray(2_000, 2_100);
     const memory = store();
     memory.set(testEntry('k', { body }));
-    const stored = memory.get('k')![0]!;
+    const stored = memory.get('k')![0]! as { body: Buffer };
     expect(stored.body.equals(body)).toBe(true);
     expect(stored.body.buffer).not.toBe(read.buffer);
     expect(stored.body.byteOffset).toBe(0);
@@ -25,7 +25,7 @@ describe('memory tier body ownership', () => {
     expect(pooled.buffer.byteLength).toBeGreaterThan(pooled.length);
     const memory = store();
     memory.set(testEntry('k', { body: pooled }));
-    const stored = memory.get('k')![0]!.body;
+    const stored = memory.get('k')![0]!.body as Buffer;
     expect(stored.toString()).toBe('a small cached body');
     expect(stored.buffer.byteLength).toBe(pooled.length);
   });

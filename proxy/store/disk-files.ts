@@ -1,0 +1,85 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+
+/**
+ * File names and atomic writes for the disk tier. Every file has a fresh
+ * random id, so no two writes ever aim at the same name; files are spread
+ * over 256 subdirectories by the id's first two hex digits.
+ *
+ *   <dir>/lacquer-cache.json     marks the directory as a Lacquer cache
+ *   <dir>/lacquer.lock           the pid of the process using it
+ *   <dir>/ab/<id>.meta           an entry's metadata (disk-format.ts)
+ *   <dir>/ab/<id>.body           a body, raw bytes
+ *   <dir>/ab/<id>.<ext>.tmp      a file being written; renamed into place when complete
+ */
+export type FileKind = 'meta' | 'body';
+
+export const MARKER_FILE = 'lacquer-cache.json';
+/** Holds the pid of the process using the directory. */
+export const LOCK_FILE = 'lacquer.lock';
+export const MARKER_CONTENT = `${JSON.stringify({ format: 1, note: 'Lacquer disk cache; files here are managed by Lacquer' })}\n`;
+
+export const SUBDIR = /^[0-9a-f]{2}$/;
+export const CACHE_FILE = /^([0-9a-f]{32})\.(meta|body)$/;
+export const TEMP_FILE = /^[0-9a-f]{32}\.(meta|body)\.tmp$/;
+
+export function newId(): string {
+  return randomBytes(16).toString('hex');
+}
+
+export function pathOf(dir: string, id: string, kind: FileKind): string {
+  return join(dir, id.slice(0, 2), `${id}.${kind}`);
+}
+
+/** The id in a path made by pathOf. */
+export function idOf(path: string): string {
+  const name = path.slice(path.length - 37, path.length - 5);
+  return name;
+}
+
+/**
+ * Writes a file under a temporary name, then renames it into place, so the
+ * final name only ever holds a complete file, even after a kill -9. No fsync:
+ * a process crash cannot lose written data; a power cut can, and the checks on
+ * read then catch the damage.
+ */
+export async function writeAtomic(path: string, data: Buffer, temps: Set<string>): Promise<void> {
+  const temp = `${path}.tmp`;
+  temps.add(temp);
+  try {
+    await withSubdir(path, () => writeFile(temp, data, { flag: 'wx' }));
+    await rename(temp, path);
+  } catch (error) {
+    await unlink(temp).catch(() => undefined);
+    throw error;
+  } finally {
+    temps.delete(temp);
+  }
+}
+
+/** Creates the id's subdirectory on first use; never the cache directory itself, so a removed directory stays an error. */
+export async function withSubdir<T>(path: string, action: () => Promise<T>): Promise<T> {
+  try {
+    return await action();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    await mkdir(dirname(path)).catch((mkdirError: NodeJS.ErrnoException) => {
+      if (mkdirError.code !== 'EEXIST') throw mkdirError;
+    });
+    return action();
+  }
+}
+
+/** Writes all of a chunk (a write to a regular file may be short). */
+export async function writeFully(handle: FileHandle, chunk: Buffer): Promise<void> {
+  let offset = 0;
+  while (offset < chunk.length) {
+    const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
+    offset += bytesWritten;
+  }
+}
+
+export async function openForWriting(path: string): Promise<FileHandle> {
+  return withSubdir(path, () => open(path, 'wx'));
+}

@@ -1,0 +1,163 @@
+import { readFile as readFileCallback } from 'node:fs';
+import { mkdir, readdir, readFile as readText, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { CACHE_FILE, LOCK_FILE, MARKER_CONTENT, MARKER_FILE, SUBDIR, TEMP_FILE } from './disk-files.js';
+import { decodeMeta, type MetaRecord } from './disk-format.js';
+
+/** What the boot scan needs from the disk tier. */
+export interface ScanHost {
+  readonly clock: () => number;
+  /** Temporary files this process is writing right now. */
+  readonly temps: ReadonlySet<string>;
+  log(message: string): void;
+  unlink(path: string): void;
+  /** A body this process wrote or holds since it started (not an orphan). */
+  isFresh(id: string): boolean;
+  /** Indexes a record found on disk: `superseded` when a newer copy or a delete wins, `known` when this process wrote it. */
+  adopt(record: MetaRecord, metaId: string): 'indexed' | 'known' | 'superseded';
+}
+
+/** The callback form: for many small files it costs far less than fs/promises' readFile. */
+const readFile = promisify(readFileCallback);
+
+/** Metadata files read at once; enough to keep the disk busy without a burst of open files. */
+const READ_CONCURRENCY = 32;
+
+/**
+ * Rebuilds the index from the cache directory. It runs in the background
+ * while requests are served: each entry becomes servable as soon as its
+ * metadata file is read. Files that are damaged, foreign, left over from a
+ * crash (temporary files, bodies no metadata names) or expired are removed.
+ */
+export async function scanDirectory(dir: string, host: ScanHost): Promise<void> {
+  const metas: { path: string; id: string }[] = [];
+  const bodies = new Map<string, string>();
+  for (const top of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, top.name);
+    if (top.name === MARKER_FILE || top.name === LOCK_FILE || top.name === 'lost+found') continue;
+    if (!top.isDirectory() || !SUBDIR.test(top.name)) {
+      skipForeign(path, top.isDirectory(), host);
+      continue;
+    }
+    for (const item of await readdir(path, { withFileTypes: true })) {
+      const itemPath = join(path, item.name);
+      const match = CACHE_FILE.exec(item.name);
+      if (item.isFile() && match !== null) {
+        if (match[2] === 'meta') metas.push({ path: itemPath, id: match[1]! });
+        else bodies.set(match[1]!, itemPath);
+      } else if (item.isFile() && TEMP_FILE.test(item.name)) {
+        // Left by a write that a crash interrupted; never renamed, so never part of an entry.
+        if (!host.temps.has(itemPath)) host.unlink(itemPath);
+      } else {
+        skipForeign(itemPath, item.isDirectory(), host);
+      }
+    }
+  }
+
+  let next = 0;
+  const worker = async () => {
+    while (next < metas.length) {
+      const meta = metas[next++]!;
+      await indexOne(meta.path, meta.id, bodies, host);
+    }
+  };
+  await Promise.all(Array.from({ length: READ_CONCURRENCY }, worker));
+
+  // Bodies no metadata file names: a crash came between writing the body and its metadata.
+  let orphans = 0;
+  for (const [id, path] of bodies) {
+    if (host.isFresh(id)) continue;
+    host.unlink(path);
+    orphans++;
+  }
+  if (orphans > 0) host.log(`disk cache: removed ${orphans} body file(s) that no entry refers to`);
+}
+
+async function indexOne(path: string, metaId: string, bodies: ReadonlyMap<string, string>, host: ScanHost): Promise<void> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (error) {
+    // Removed meanwhile (a delete or replacement by this process): nothing to index.
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  const record = decodeMeta(bytes);
+  if (typeof record === 'string') {
+    host.log(`disk cache: removed damaged metadata file ${path} (${record})`);
+    host.unlink(path);
+    return;
+  }
+  if (!bodies.has(record.body.id) && !host.isFresh(record.body.id)) {
+    host.log(`disk cache: removed metadata file ${path} whose body file is missing`);
+    host.unlink(path);
+    return;
+  }
+  if (record.entry.deleteAt <= host.clock() || host.adopt(record, metaId) === 'superseded') host.unlink(path);
+}
+
+/** Removes a stray file with one log line; a stray directory is only reported, never deleted wholesale. */
+function skipForeign(path: string, isDirectory: boolean, host: ScanHost): void {
+  if (isDirectory) {
+    host.log(`disk cache: ignoring unexpected directory ${path}`);
+    return;
+  }
+  host.log(`disk cache: removed unexpected file ${path}`);
+  host.unlink(path);
+}
+
+/**
+ * Creates the directory, or checks that an existing one is a Lacquer cache:
+ * a non-empty directory without the marker file is refused, so a mistyped
+ * path can never make Lacquer delete someone's files as "foreign".
+ */
+export async function claimDirectory(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  // lost+found is what a freshly made filesystem holds, e.g. a volume mounted here.
+  const names = (await readdir(dir)).filter((name) => name !== 'lost+found');
+  if (names.includes(MARKER_FILE)) return lockDirectory(dir);
+  if (names.length > 0) {
+    throw new Error(`${dir} is not empty and is not a Lacquer cache directory (no ${MARKER_FILE}); give cache.disk.path an empty or new directory`);
+  }
+  await writeFile(join(dir, MARKER_FILE), MARKER_CONTENT);
+  await lockDirectory(dir);
+}
+
+/**
+ * One process per cache directory: another one's boot scan would take this
+ * one's files in progress for crash leftovers. The lock names the holder's
+ * pid; a lock whose process is gone (a crash) is taken over.
+ */
+async function lockDirectory(dir: string): Promise<void> {
+  const path = join(dir, LOCK_FILE);
+  try {
+    await writeFile(path, `${process.pid}\n`, { flag: 'wx' });
+    return;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  const holder = Number((await readText(path, 'utf8').catch(() => '')).trim());
+  if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
+    throw new Error(`${dir} is in use by another Lacquer process (pid ${holder}); give each process its own cache.disk.path`);
+  }
+  await unlink(path).catch(() => undefined);
+  await writeFile(path, `${process.pid}\n`, { flag: 'wx' });
+}
+
+/** Releases the lock taken by claimDirectory. */
+export async function unlockDirectory(dir: string): Promise<void> {
+  const path = join(dir, LOCK_FILE);
+  const holder = Number((await readText(path, 'utf8').catch(() => '')).trim());
+  if (holder === process.pid) await unlink(path).catch(() => undefined);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists but belongs to someone else.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,429 @@
+import { unlink } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
+import { isFileBody, type BodyOwner, type FileBody } from '../cache/body.js';
+import type { Entry } from '../cache/entry.js';
+import { idOf, newId, pathOf, writeAtomic } from './disk-files.js';
+import { encodeMeta, type EntryMeta, type MetaRecord } from './disk-format.js';
+import { claimDirectory, scanDirectory, unlockDirectory, type ScanHost } from './disk-scan.js';
+import { DiskBodyWriter } from './disk-writer.js';
+import type { BodyWriter, RemovalReason, StoreListener, StreamingStore } from './store.js';
+
+export interface DiskStoreOptions {
+  /** The cache directory; created if missing. A non-empty directory must carry Lacquer's marker file. */
+  dir: string;
+  /** Bytes the tier may hold, counting every entry's `size`. */
+  maxSize: number;
+  /** Largest body stored, in bytes. */
+  maxObjectSize: number;
+  /** Most variants kept per key; storing one more drops the oldest. */
+  maxVariants: number;
+  /** Current time in epoch ms; judges deleteAt. */
+  clock: () => number;
+  listener?: StoreListener;
+  /** One line for each file skipped and removed at boot, and other notable events. */
+  log?: (message: string) => void;
+  /** Failures that lose no data but are worth reporting (unreadable directory, failed unlink). */
+  onError?: (error: unknown, context: string) => void;
+}
+
+/** One stored variant as the index holds it. */
+interface Stored {
+  readonly entry: Entry;
+  readonly metaId: string;
+  readonly bodyId: string;
+  readonly written: number;
+}
+
+interface KeyRecord {
+  readonly stored: readonly Stored[];
+  /** The entries of `stored`, built once per change so a lookup allocates nothing. */
+  readonly entries: readonly Entry[];
+}
+
+/** A removed body file stays a moment, so a request already streaming it finishes. */
+const BODY_GRACE_MS = 5_000;
+
+/**
+ * The disk tier: one metadata file and one body file per entry, and an index
+ * in memory (key → variants, in least-recently-used order) rebuilt from the
+ * metadata files in the background at boot. Lookups answer from the index
+ * without touching the disk; bodies are streamed from their files when sent.
+ *
+ * Writes go to a temporary name and are renamed into place. The index changes
+ * only after a rename, and listeners hear of every entry indexed (including
+ * those found at boot) and every entry removed.
+ */
+export class DiskStore implements StreamingStore, BodyOwner {
+  readonly maxObjectSize: number;
+  /** Settles when the boot scan has indexed every entry on disk. */
+  readonly ready: Promise<void>;
+
+  readonly #options: DiskStoreOptions;
+  /** Settles once the directory is known to be ours; every write waits for it. */
+  readonly #claimed: Promise<void>;
+  readonly #keys = new Map<string, KeyRecord>();
+  #bytes = 0;
+  #entries = 0;
+  /** Body id → index records and writes holding it; at zero the file is removed. */
+  readonly #refs = new Map<string, number>();
+  /** Buffers known to be stored in a body file, so storing one again writes metadata only (soft purge, freshening). */
+  readonly #buffers = new WeakMap<Buffer, { id: string; crc: number }>();
+  /** Key → stamp of its last delete, kept while writes or the boot scan might still add an older copy. */
+  readonly #deleted = new Map<string, number>();
+  /** Temporary files this process is writing; the boot scan leaves them alone. */
+  readonly #temps = new Set<string>();
+  /** Body ids this process wrote while the boot scan runs; they are not orphans. */
+  readonly #fresh = new Set<string>();
+  readonly #io = new Set<Promise<unknown>>();
+  readonly #doomed = new Map<string, NodeJS.Timeout>();
+  #writes = 0;
+  #booting = true;
+  #lastStamp = 0;
+  #unusable: Error | undefined;
+  #closed = false;
+
+  constructor(options: DiskStoreOptions) {
+    this.#options = options;
+    this.maxObjectSize = Math.min(options.maxObjectSize, options.maxSize);
+    this.#claimed = claimDirectory(options.dir);
+    this.#claimed.catch(() => undefined);
+    this.ready = this.#claimed.then(() => scanDirectory(options.dir, this.#scanHost())).then(
+      () => this.#bootDone(),
+      (error: unknown) => {
+        this.#unusable = error instanceof Error ? error : new Error(String(error));
+        this.#options.onError?.(error, 'disk cache directory');
+        this.#bootDone();
+      },
+    );
+  }
+
+  get booting(): boolean {
+    return this.#booting;
+  }
+
+  get(key: string): readonly Entry[] | undefined {
+    const record = this.#keys.get(key);
+    if (record === undefined) return undefined;
+    const now = this.#options.clock();
+    let live = record;
+    if (!record.stored.every((stored) => stored.entry.deleteAt > now)) {
+      live = this.#keep(key, record, (stored) => stored.entry.deleteAt > now, 'expire');
+      if (live.stored.length === 0) return undefined;
+    }
+    this.touch(key);
+    return live.entries;
+  }
+
+  /** How many variants the index holds for a key (the tiered store checks memory against it). */
+  variantCount(key: string): number {
+    return this.#keys.get(key)?.stored.length ?? 0;
+  }
+
+  /** Marks a key as just used, for LRU eviction. */
+  touch(key: string): void {
+    const record = this.#keys.get(key);
+    if (record === undefined) return;
+    this.#keys.delete(key);
+    this.#keys.set(key, record);
+  }
+
+  /** Whether this exact entry object is the one indexed for its variant. */
+  holds(entry: Entry): boolean {
+    return this.#keys.get(entry.key)?.entries.includes(entry) ?? false;
+  }
+
+  /** The indexed entry for a key and variant, if any. */
+  current(key: string, variant: string): Entry | undefined {
+    return this.#keys.get(key)?.entries.find((entry) => entry.variant === variant);
+  }
+
+  /** Records that `buffer` holds the bytes of `body` (after reading it into memory). */
+  remember(buffer: Buffer, body: FileBody): void {
+    this.#buffers.set(buffer, { id: idOf(body.path), crc: body.crc });
+  }
+
+  async set(entry: Entry): Promise<void> {
+    await this.store(entry);
+  }
+
+  /** Stores an entry; answers the entry as indexed (its body a file), or undefined when it was not stored. */
+  async store(entry: Entry): Promise<Entry | undefined> {
+    if (entry.size > this.#options.maxSize || entry.body.length > this.maxObjectSize) return undefined;
+    if (this.#unusable !== undefined) throw this.#unusable;
+    if (this.#closed) throw new Error('disk store is closed');
+    const started = this.#stamp();
+    this.#writes++;
+    let held: string | undefined;
+    try {
+      await this.#claimed;
+      const body = await this.#storeBody(entry);
+      held = body.id;
+      const metaId = newId();
+      const written = this.#stamp();
+      const meta = toMeta(entry);
+      await this.#track(writeAtomic(pathOf(this.#options.dir, metaId, 'meta'), encodeMeta({ entry: meta, body, written }), this.#temps));
+      // A delete that happened while this was being written wins: the write is undone, as if it came first.
+      if ((this.#deleted.get(entry.key) ?? 0) > started || this.#closed) {
+        this.#unlink(pathOf(this.#options.dir, metaId, 'meta'));
+        return undefined;
+      }
+      const indexed = this.#indexedEntry(meta, body);
+      this.#add({ entry: indexed, metaId, bodyId: body.id, written });
+      return indexed;
+    } finally {
+      if (held !== undefined) this.release(held);
+      this.#writes--;
+      this.#forgetDeletes();
+    }
+  }
+
+  delete(key: string): number {
+    const record = this.#keys.get(key);
+    if (this.#writes > 0 || this.#booting) this.#deleted.set(key, this.#stamp());
+    if (record === undefined) return 0;
+    this.#keep(key, record, () => false, 'delete');
+    return record.stored.length;
+  }
+
+  /** Removes one variant (a revalidation said it may no longer be stored). */
+  deleteVariant(entry: Entry): void {
+    const record = this.#keys.get(entry.key);
+    if (record !== undefined) this.#keep(entry.key, record, (stored) => stored.entry.variant !== entry.variant, 'delete');
+  }
+
+  *keys(): Iterable<string> {
+    yield* [...this.#keys.keys()];
+  }
+
+  sweep(now: number): number {
+    let removed = 0;
+    for (const [key, record] of [...this.#keys]) {
+      removed += record.stored.length - this.#keep(key, record, (stored) => stored.entry.deleteAt > now, 'expire').stored.length;
+    }
+    return removed;
+  }
+
+  stats(): { entries: number; bytes: number; maxBytes: number } {
+    return { entries: this.#entries, bytes: this.#bytes, maxBytes: this.#options.maxSize };
+  }
+
+  createBodyWriter(): BodyWriter | undefined {
+    if (this.#unusable !== undefined || this.#closed) return undefined;
+    const id = newId();
+    if (this.#booting) this.#fresh.add(id);
+    const host = { owner: this as BodyOwner, claimed: this.#claimed, temps: this.#temps, hold: (held: string) => this.#ref(held), release: (held: string) => this.release(held) };
+    return new DiskBodyWriter(host, id, pathOf(this.#options.dir, id, 'body'), this.maxObjectSize);
+  }
+
+  /** A body file failed its checks on read: every entry using it goes, with one log line. */
+  corrupt(body: FileBody, reason: string): void {
+    const id = idOf(body.path);
+    let found = false;
+    for (const [key, record] of [...this.#keys]) {
+      if (!record.stored.some((stored) => stored.bodyId === id)) continue;
+      found = true;
+      this.#keep(key, record, (stored) => stored.bodyId !== id, 'delete');
+    }
+    if (found) this.#options.log?.(`disk cache: removed an entry whose body file ${body.path} is damaged (${reason})`);
+  }
+
+  /** Waits for writes and removals in flight; the files stay for the next start. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.ready;
+    while (this.#io.size > 0) await Promise.allSettled([...this.#io]);
+    for (const [id, timer] of this.#doomed) {
+      clearTimeout(timer);
+      this.#removeBody(id);
+    }
+    while (this.#io.size > 0) await Promise.allSettled([...this.#io]);
+    if (this.#unusable === undefined) await unlockDirectory(this.#options.dir);
+  }
+
+  /** Writes the body file, or finds the one already holding these bytes (then only metadata is written). */
+  async #storeBody(entry: Entry): Promise<{ id: string; length: number; crc: number }> {
+    const body = entry.body;
+    if (isFileBody(body)) {
+      if (body.owner !== this) throw new Error('a file body from another store cannot be stored here');
+      const id = idOf(body.path);
+      if (!this.#holdIfStored(id)) throw new Error(`body file ${body.path} is no longer stored`);
+      return { id, length: body.length, crc: body.crc };
+    }
+    const known = this.#buffers.get(body);
+    if (known !== undefined && this.#holdIfStored(known.id)) return { id: known.id, length: body.length, crc: known.crc };
+    const id = newId();
+    if (this.#booting) this.#fresh.add(id);
+    this.#ref(id);
+    try {
+      await this.#track(writeAtomic(pathOf(this.#options.dir, id, 'body'), body, this.#temps));
+    } catch (error) {
+      this.release(id);
+      throw error;
+    }
+    const crc = crc32(body);
+    this.#buffers.set(body, { id, crc });
+    return { id, length: body.length, crc };
+  }
+
+  #indexedEntry(meta: EntryMeta, body: { id: string; length: number; crc: number }): Entry {
+    const fileBody: FileBody = { kind: 'file', path: pathOf(this.#options.dir, body.id, 'body'), length: body.length, crc: body.crc, owner: this };
+    return { ...meta, body: fileBody };
+  }
+
+  /** Indexes a stored variant: newest first, the same variant replaced, the oldest beyond the cap dropped. */
+  #add(stored: Stored): void {
+    const key = stored.entry.key;
+    const previous = this.#keys.get(key)?.stored ?? [];
+    const others = previous.filter((old) => old.entry.variant !== stored.entry.variant);
+    const replaced = previous.filter((old) => old.entry.variant === stored.entry.variant);
+    const kept = [stored, ...others].slice(0, this.#options.maxVariants);
+    const dropped = others.slice(this.#options.maxVariants - 1);
+    this.#keys.delete(key);
+    this.#keys.set(key, recordOf(kept));
+    this.#ref(stored.bodyId);
+    this.#bytes += stored.entry.size;
+    this.#entries++;
+    for (const old of replaced) this.#drop(old, 'replace');
+    for (const old of dropped) this.#drop(old, 'evict');
+    this.#options.listener?.onStore?.(stored.entry);
+    this.#evictBeyondBound(key);
+  }
+
+  /** Keeps the variants that pass `keep`; the others are dropped for `reason`. */
+  #keep(key: string, record: KeyRecord, keep: (stored: Stored) => boolean, reason: RemovalReason): KeyRecord {
+    const live = record.stored.filter(keep);
+    if (live.length === record.stored.length) return record;
+    const next = recordOf(live);
+    if (live.length === 0) this.#keys.delete(key);
+    else this.#keys.set(key, next);
+    for (const stored of record.stored) if (!live.includes(stored)) this.#drop(stored, reason);
+    return next;
+  }
+
+  /** Least recently used keys go until the bytes fit; eviction only drops index records and unlinks in the background. */
+  #evictBeyondBound(spare: string): void {
+    if (this.#bytes <= this.#options.maxSize) return;
+    for (const [key, record] of this.#keys) {
+      if (this.#bytes <= this.#options.maxSize) break;
+      if (key !== spare) this.#keep(key, record, () => false, 'evict');
+    }
+  }
+
+  #drop(stored: Stored, reason: RemovalReason): void {
+    this.#bytes -= stored.entry.size;
+    this.#entries--;
+    // The metadata goes at once, so a restart cannot bring the entry back; the body after a grace period.
+    this.#unlink(pathOf(this.#options.dir, stored.metaId, 'meta'));
+    this.release(stored.bodyId);
+    this.#options.listener?.onRemove?.(stored.entry, reason);
+  }
+
+  /** Takes a reference on a body file, saving it from a removal scheduled for it. */
+  #ref(id: string): void {
+    const timer = this.#doomed.get(id);
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      this.#doomed.delete(id);
+    }
+    this.#refs.set(id, (this.#refs.get(id) ?? 0) + 1);
+  }
+
+  /** Takes a reference if the body file is still there (referenced, or within its grace period). */
+  #holdIfStored(id: string): boolean {
+    if (!this.#refs.has(id) && !this.#doomed.has(id)) return false;
+    this.#ref(id);
+    return true;
+  }
+
+  /** Drops a reference on a body file; the last one schedules its removal. */
+  release(id: string): void {
+    const count = this.#refs.get(id);
+    if (count === undefined) return;
+    if (count > 1) {
+      this.#refs.set(id, count - 1);
+      return;
+    }
+    this.#refs.delete(id);
+    if (this.#closed) {
+      this.#removeBody(id);
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.#doomed.delete(id);
+      if (!this.#refs.has(id)) this.#removeBody(id);
+    }, BODY_GRACE_MS);
+    timer.unref();
+    this.#doomed.set(id, timer);
+  }
+
+  #removeBody(id: string): void {
+    this.#fresh.delete(id);
+    this.#unlink(pathOf(this.#options.dir, id, 'body'));
+  }
+
+  #unlink(path: string): void {
+    void this.#track(
+      unlink(path).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') this.#options.onError?.(error, 'disk cache unlink');
+      }),
+    );
+  }
+
+  #track<T>(work: Promise<T>): Promise<T> {
+    this.#io.add(work);
+    const done = () => this.#io.delete(work);
+    work.then(done, done);
+    return work;
+  }
+
+  /**
+   * Orders writes and deletes, also across restarts: wall-clock ms times 1000,
+   * plus a counter for events within one millisecond (strictly increasing here).
+   */
+  #stamp(): number {
+    this.#lastStamp = Math.max(Date.now() * 1000, this.#lastStamp + 1);
+    return this.#lastStamp;
+  }
+
+  #forgetDeletes(): void {
+    if (this.#writes === 0 && !this.#booting) this.#deleted.clear();
+  }
+
+  #bootDone(): void {
+    this.#booting = false;
+    this.#fresh.clear();
+    this.#forgetDeletes();
+    this.#evictBeyondBound('');
+  }
+
+  #scanHost(): ScanHost {
+    return {
+      clock: this.#options.clock,
+      temps: this.#temps,
+      log: (message) => this.#options.log?.(message),
+      unlink: (path) => this.#unlink(path),
+      isFresh: (id) => this.#fresh.has(id) || this.#refs.has(id) || this.#doomed.has(id),
+      adopt: (record, metaId) => this.#adopt(record, metaId),
+    };
+  }
+
+  /** A record found at boot: indexed unless deleted or replaced meanwhile, or written by this process and indexed already. */
+  #adopt(record: MetaRecord, metaId: string): 'indexed' | 'known' | 'superseded' {
+    const { entry: meta, body, written } = record;
+    const current = this.#keys.get(meta.key)?.stored.find((stored) => stored.entry.variant === meta.variant);
+    if (current?.metaId === metaId) return 'known';
+    if ((this.#deleted.get(meta.key) ?? 0) > written) return 'superseded';
+    if (current !== undefined && current.written >= written) return 'superseded';
+    this.#add({ entry: this.#indexedEntry(meta, body), metaId, bodyId: body.id, written });
+    return 'indexed';
+  }
+}
+
+function recordOf(stored: readonly Stored[]): KeyRecord {
+  return { stored, entries: stored.map((item) => item.entry) };
+}
+
+function toMeta(entry: Entry): EntryMeta {
+  const { body: _body, ...meta } = entry;
+  return meta;
+}

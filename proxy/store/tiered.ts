@@ -1,0 +1,133 @@
+import { isFileBody, readFileBody } from '../cache/body.js';
+import type { Entry } from '../cache/entry.js';
+import { DiskStore, type DiskStoreOptions } from './disk.js';
+import { MemoryStore } from './memory.js';
+import type { BodyWriter, StoreListener, StreamingStore } from './store.js';
+
+export interface TieredStoreOptions {
+  memory: { maxSize: number; maxObjectSize: number };
+  disk: Pick<DiskStoreOptions, 'dir' | 'maxSize' | 'maxObjectSize'>;
+  maxVariants: number;
+  clock: () => number;
+  listener?: StoreListener;
+  log?: (message: string) => void;
+  onError?: (error: unknown, context: string) => void;
+}
+
+/**
+ * Memory over disk. The disk tier holds every entry and is the one that
+ * speaks to listeners; memory keeps Buffer copies of entries the disk holds,
+ * so memory eviction loses nothing and needs no event. A key is answered
+ * from memory only when memory has all of the key's variants the disk has;
+ * otherwise the disk answers (bodies streamed from files) and the variants
+ * small enough for memory are read into it in the background.
+ */
+export class TieredStore implements StreamingStore {
+  readonly memory: MemoryStore;
+  readonly disk: DiskStore;
+  readonly #memoryObjectLimit: number;
+  readonly #onError: ((error: unknown, context: string) => void) | undefined;
+  /** Variants being read into memory (key + "\n" + variant). */
+  readonly #promoting = new Set<string>();
+
+  constructor(options: TieredStoreOptions) {
+    const listener = options.listener;
+    this.#memoryObjectLimit = Math.min(options.memory.maxObjectSize, options.memory.maxSize);
+    this.#onError = options.onError;
+    this.memory = new MemoryStore({ maxSize: options.memory.maxSize, maxVariants: options.maxVariants, clock: options.clock });
+    this.disk = new DiskStore({
+      ...options.disk,
+      maxVariants: options.maxVariants,
+      clock: options.clock,
+      log: options.log,
+      onError: options.onError,
+      listener: {
+        onStore: (entry) => listener?.onStore?.(entry),
+        onRemove: (entry, reason) => {
+          // Whatever leaves the disk leaves memory too, so memory never answers for an entry that is gone.
+          this.memory.deleteVariantOf(entry.key, entry.variant);
+          listener?.onRemove?.(entry, reason);
+        },
+      },
+    });
+  }
+
+  get maxObjectSize(): number {
+    return this.disk.maxObjectSize;
+  }
+
+  /** Settles when the disk tier's boot scan is done (requests are served before that). */
+  get ready(): Promise<void> {
+    return this.disk.ready;
+  }
+
+  get(key: string): readonly Entry[] | undefined {
+    const inMemory = this.memory.get(key);
+    if (inMemory !== undefined && inMemory.length === this.disk.variantCount(key)) {
+      this.disk.touch(key);
+      return inMemory;
+    }
+    const onDisk = this.disk.get(key);
+    if (onDisk === undefined) return undefined;
+    return onDisk.map((entry) => inMemory?.find((held) => held.variant === entry.variant) ?? this.#promote(entry));
+  }
+
+  async set(entry: Entry): Promise<void> {
+    const indexed = await this.disk.store(entry);
+    if (indexed === undefined || !Buffer.isBuffer(entry.body) || entry.body.length > this.#memoryObjectLimit) return;
+    // Another write or a delete may have come first while the disk was written.
+    if (this.disk.holds(indexed)) this.memory.set({ ...indexed, body: entry.body });
+  }
+
+  delete(key: string): number {
+    const removed = this.disk.delete(key);
+    this.memory.delete(key);
+    return removed;
+  }
+
+  deleteVariant(entry: Entry): void {
+    this.disk.deleteVariant(entry);
+    this.memory.deleteVariantOf(entry.key, entry.variant);
+  }
+
+  keys(): Iterable<string> {
+    return this.disk.keys();
+  }
+
+  sweep(now: number): number {
+    this.memory.sweep(now);
+    return this.disk.sweep(now);
+  }
+
+  stats(): { entries: number; bytes: number; maxBytes: number } {
+    return this.disk.stats();
+  }
+
+  createBodyWriter(): BodyWriter | undefined {
+    return this.disk.createBodyWriter();
+  }
+
+  async close(): Promise<void> {
+    this.memory.close();
+    await this.disk.close();
+  }
+
+  /** Reads a disk entry's body into memory in the background, when it fits the memory tier's object limit. */
+  #promote(entry: Entry): Entry {
+    const body = entry.body;
+    if (!isFileBody(body) || body.length > this.#memoryObjectLimit) return entry;
+    const id = `${entry.key}\n${entry.variant}`;
+    if (this.#promoting.has(id)) return entry;
+    this.#promoting.add(id);
+    readFileBody(body)
+      .then((bytes) => {
+        // Only if the disk still holds this very entry: a newer write must not be shadowed by an older body.
+        if (!this.disk.holds(entry)) return;
+        this.disk.remember(bytes, body);
+        this.memory.set({ ...entry, body: bytes });
+      })
+      .catch((error: unknown) => this.#onError?.(error, 'promote from disk'))
+      .finally(() => this.#promoting.delete(id));
+    return entry;
+  }
+}

@@ -1,0 +1,179 @@
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { bodyBytes, isFileBody } from '../../proxy/cache/body.js';
+import type { Entry } from '../../proxy/cache/entry.js';
+import { DiskStore } from '../../proxy/store/disk.js';
+import type { RemovalReason } from '../../proxy/store/store.js';
+import { TieredStore } from '../../proxy/store/tiered.js';
+import { testEntry } from '../contract/store-contract.js';
+import { tempDir } from '../helpers/tempdir.js';
+
+const root = tempDir('lacquer-disk-files-');
+let dirs = 0;
+
+function files(dir: string, suffix: string): string[] {
+  return readdirSync(dir)
+    .filter((sub) => /^[0-9a-f]{2}$/.test(sub))
+    .flatMap((sub) => readdirSync(join(dir, sub)).filter((name) => name.endsWith(suffix)));
+}
+
+function openDisk(dir: string, events: string[] = [], stored: Entry[] = [], maxSize = 1 << 20) {
+  return new DiskStore({
+    dir,
+    maxSize,
+    maxObjectSize: maxSize,
+    maxVariants: 4,
+    clock: () => 1_000_000,
+    listener: {
+      onStore: (entry) => {
+        events.push(`store ${entry.key}`);
+        stored.push(entry);
+      },
+      onRemove: (entry, reason: RemovalReason) => events.push(`${reason} ${entry.key}`),
+    },
+  });
+}
+
+describe('disk tier files', () => {
+  it('tells its listener about every entry it finds at boot, with tags and times', async () => {
+    const dir = join(root, String(dirs++));
+    const first = openDisk(dir);
+    await first.set(testEntry('a', { tags: ['product-1', 'list'], etag: '"x"', freshUntil: 1_030_000 }));
+    await first.set(testEntry('b', { tags: ['product-2'] }));
+    await first.close();
+
+    const stored: Entry[] = [];
+    const again = openDisk(dir, [], stored);
+    await again.ready;
+    const byKey = new Map(stored.map((entry) => [entry.key, entry]));
+    expect([...byKey.keys()].sort()).toEqual(['a', 'b']);
+    expect(byKey.get('a')).toMatchObject({ tags: ['product-1', 'list'], etag: '"x"', freshUntil: 1_030_000 });
+    expect((await bodyBytes(byKey.get('b')!.body)).equals(Buffer.alloc(100, 120))).toBe(true);
+    await again.close();
+  });
+
+  it('rewrites only the metadata when an entry is stored again with the same body (soft purge, freshening)', async () => {
+    const dir = join(root, String(dirs++));
+    const events: string[] = [];
+    const store = new TieredStore({
+      memory: { maxSize: 1 << 20, maxObjectSize: 1 << 20 },
+      disk: { dir, maxSize: 1 << 20, maxObjectSize: 1 << 20 },
+      maxVariants: 4,
+      clock: () => 1_000_000,
+      listener: { onStore: (entry) => events.push(`store ${entry.key}`), onRemove: (entry, reason) => events.push(`${reason} ${entry.key}`) },
+    });
+    const entry = testEntry('k', { body: Buffer.from('the body'), tags: ['t'] });
+    await store.set(entry);
+    const bodyFiles = files(dir, '.body');
+    expect(bodyFiles).toHaveLength(1);
+
+    // As purge does: the entry read back (its body in memory), made stale and stored again.
+    const current = store.get('k')![0]!;
+    await store.set({ ...current, freshUntil: 1_000_000, staleWhileRevalidateUntil: 1_000_000 });
+    // And as a 304 does for an entry served from disk: its file body stored again.
+    await store.set({ ...store.disk.get('k')![0]!, freshUntil: 1_010_000 });
+
+    expect(files(dir, '.body')).toEqual(bodyFiles);
+    expect(events).toEqual(['store k', 'replace k', 'store k', 'replace k', 'store k']);
+    const [stored] = store.disk.get('k')!;
+    expect(stored!.freshUntil).toBe(1_010_000);
+    expect(isFileBody(stored!.body) && stored!.body.path.endsWith(bodyFiles[0]!)).toBe(true);
+    await store.close();
+    expect(files(dir, '.body')).toEqual(bodyFiles);
+    expect(files(dir, '.meta')).toHaveLength(1);
+  });
+
+  it('does not bring back at restart what was deleted, replaced or expired', async () => {
+    const dir = join(root, String(dirs++));
+    let now = 1_000_000;
+    const first = new DiskStore({ dir, maxSize: 1 << 20, maxObjectSize: 1 << 20, maxVariants: 4, clock: () => now });
+    await first.set(testEntry('deleted'));
+    await first.set(testEntry('replaced', { body: Buffer.from('old') }));
+    await first.set(testEntry('replaced', { body: Buffer.from('new') }));
+    await first.set(testEntry('expires', { deleteAt: 1_005_000 }));
+    await first.set(testEntry('kept'));
+    first.delete('deleted');
+    await first.close();
+
+    now = 1_010_000;
+    const again = new DiskStore({ dir, maxSize: 1 << 20, maxObjectSize: 1 << 20, maxVariants: 4, clock: () => now });
+    await again.ready;
+    expect([...again.keys()].sort()).toEqual(['kept', 'replaced']);
+    expect((await bodyBytes(again.get('replaced')![0]!.body)).toString()).toBe('new');
+    expect(files(dir, '.meta')).toHaveLength(2);
+    await again.close();
+  });
+
+  it('answers while the boot scan runs, and a delete made meanwhile wins over the copy on disk', async () => {
+    const dir = join(root, String(dirs++));
+    const first = openDisk(dir);
+    for (let i = 0; i < 200; i++) await first.set(testEntry(`k${i}`));
+    await first.close();
+
+    const again = openDisk(dir);
+    expect(again.booting).toBe(true);
+    again.delete('k150');
+    await again.set(testEntry('new-during-boot'));
+    await again.ready;
+    expect(again.booting).toBe(false);
+    expect(again.stats().entries).toBe(200);
+    expect(again.get('k150')).toBeUndefined();
+    expect(again.get('new-during-boot')).toHaveLength(1);
+    await again.close();
+  });
+
+  it('evicts the least recently used entries to stay under maxSize, and removes their files', async () => {
+    const dir = join(root, String(dirs++));
+    const events: string[] = [];
+    const entrySize = testEntry('x', { bodyBytes: 10_000 }).size;
+    const store = openDisk(dir, events, [], 3 * entrySize);
+    for (const key of ['a', 'b', 'c']) await store.set(testEntry(key, { bodyBytes: 10_000 }));
+    store.get('a');
+    await store.set(testEntry('d', { bodyBytes: 10_000 }));
+    expect(events).toContain('evict b');
+    expect([...store.keys()].sort()).toEqual(['a', 'c', 'd']);
+    expect(store.stats().bytes).toBeLessThanOrEqual(3 * entrySize);
+    await store.close();
+    expect(files(dir, '.meta')).toHaveLength(3);
+    expect(files(dir, '.body')).toHaveLength(3);
+  });
+
+  it('refuses a non-empty directory that is not a cache directory, and deletes nothing in it', async () => {
+    const dir = join(root, String(dirs++));
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'precious.txt'), 'keep me');
+    const errors: unknown[] = [];
+    const store = new DiskStore({ dir, maxSize: 1 << 20, maxObjectSize: 1 << 20, maxVariants: 4, clock: () => 1_000_000, onError: (error) => errors.push(error) });
+    await store.ready;
+    await expect(store.set(testEntry('a'))).rejects.toThrow(/not a Lacquer cache directory/);
+    expect(readdirSync(dir)).toEqual(['precious.txt']);
+    expect(String(errors[0])).toContain('not a Lacquer cache directory');
+    await store.close();
+  });
+
+  it('refuses a directory another live process holds, and takes over the lock of a dead one', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const dir = join(root, String(dirs++));
+    const first = openDisk(dir);
+    await first.set(testEntry('a'));
+    await first.close();
+
+    // A live process that is not this one (the test runner's parent) holds the directory.
+    writeFileSync(join(dir, 'lacquer.lock'), `${process.ppid}\n`);
+    const errors: unknown[] = [];
+    const refused = new DiskStore({ dir, maxSize: 1 << 20, maxObjectSize: 1 << 20, maxVariants: 4, clock: () => 1_000_000, onError: (error) => errors.push(error) });
+    await refused.ready;
+    expect(String(errors[0])).toContain(`in use by another Lacquer process (pid ${process.ppid})`);
+    expect(refused.get('a')).toBeUndefined();
+    await refused.close();
+
+    // A pid no process has (far above the kernel's limit) is a crashed holder.
+    writeFileSync(join(dir, 'lacquer.lock'), '99999999\n');
+    const taken = openDisk(dir);
+    await taken.ready;
+    expect(taken.get('a')).toHaveLength(1);
+    await taken.close();
+  });
+});
