@@ -143,11 +143,17 @@ export class MemoryStore implements Store {
 function withOwnBody(entry: Entry): Entry {
   const body = entry.body;
   if (isFileBody(body)) return entry;
-  if (body.byteOffset === 0 && body.byteLength === body.buffer.byteLength) return entry;
+  const own = ownBuffer(body);
+  return own === body ? entry : { ...entry, body: own };
+}
+
+/** The buffer itself when it owns its memory, else a copy of exactly its bytes. */
+export function ownBuffer(body: Buffer): Buffer {
+  if (body.byteOffset === 0 && body.byteLength === body.buffer.byteLength) return body;
   // allocUnsafeSlow: a buffer of its own, never a slice of Node's shared pool, which would pin a whole pool slab.
   const own = Buffer.allocUnsafeSlow(body.byteLength);
   body.copy(own);
-  return { ...entry, body: own };
+  return own;
 }
 
 function allLive(variants: readonly Entry[], now: number): boolean {

@@ -1,7 +1,7 @@
 import { isFileBody, readFileBody } from '../cache/body.js';
 import type { Entry } from '../cache/entry.js';
 import { DiskStore, type DiskStoreOptions } from './disk.js';
-import { MemoryStore } from './memory.js';
+import { MemoryStore, ownBuffer } from './memory.js';
 import type { BodyWriter, StoreListener, StreamingStore } from './store.js';
 
 export interface TieredStoreOptions {
@@ -72,7 +72,9 @@ export class TieredStore implements StreamingStore {
     return onDisk.map((entry) => inMemory?.find((held) => held.variant === entry.variant) ?? this.#promote(entry));
   }
 
-  async set(entry: Entry): Promise<void> {
+  async set(given: Entry): Promise<void> {
+    // The memory tier keeps only buffers that own their bytes; the disk tier must know the same buffer, so a later set() of it is metadata only.
+    const entry = Buffer.isBuffer(given.body) ? { ...given, body: ownBuffer(given.body) } : given;
     const indexed = await this.disk.store(entry);
     if (indexed === undefined || !Buffer.isBuffer(entry.body) || entry.body.length > this.#memoryObjectLimit) return;
     // Another write or a delete may have come first while the disk was written.

@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
-import { resolve } from 'node:path';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { request as undiciRequest } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startOrigin, type OriginHandler, type TestOrigin } from '../helpers/origin.js';
@@ -136,7 +138,7 @@ describe('idle connections', () => {
     });
     // A separate process, so each side's 10,000 sockets count against its own descriptor limit.
     child = spawn(process.execPath, [CLI, '--origin', origin.url, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
-      env: { ...process.env, LACQUER_LOG_LEVEL: 'warn', LACQUER_CONFIG: '' },
+      env: { ...process.env, LACQUER_LOG_LEVEL: 'warn', LACQUER_CONFIG: '', LACQUER_CACHE_DIR: mkdtempSync(join(tmpdir(), 'lacquer-idle-')) },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const proxyUrl = await new Promise<string>((done, fail) => {

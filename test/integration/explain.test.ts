@@ -31,6 +31,8 @@ async function start(handler: OriginHandler): Promise<RunningLacquer> {
   config.admin = { host: '127.0.0.1', port: 0 };
   config.origin.url = origin.url;
   config.log.level = 'silent';
+  // The memory tier alone: these tests count per-tier figures and must not share a cache directory.
+  config.cache.disk.enabled = false;
   lacquer = await startLacquer(config, { clock: clock.now });
   return lacquer;
 }

@@ -30,6 +30,8 @@ async function start(handler: OriginHandler, change: (config: Config) => void = 
   config.admin = { host: '127.0.0.1', port: 0 };
   config.origin.url = origin.url;
   config.log.level = 'silent';
+  // The memory tier alone: these tests count per-tier figures and must not share a cache directory.
+  config.cache.disk.enabled = false;
   change(config);
   lacquer = await startLacquer(config, { clock: clock.now });
   return lacquer;

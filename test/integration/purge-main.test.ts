@@ -1,3 +1,6 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { defaults } from '../../config/schema.js';
 import type { Config } from '../../config/types.js';
@@ -28,6 +31,8 @@ describe('purge in the composed proxy (proxy/main.ts)', () => {
       admin: { host: '127.0.0.1', port: 0 },
       origin: { ...base.origin, url: origin.url },
       purge: { ...base.purge, token: 'main-test-token-0123456789' },
+      // The whole stack, the disk tier included, in a directory of its own.
+      cache: { ...base.cache, disk: { ...base.cache.disk, path: mkdtempSync(join(tmpdir(), 'lacquer-purge-main-')) } },
       log: { level: 'silent' },
     };
     lacquer = await startLacquer(config);
