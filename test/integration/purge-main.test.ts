@@ -52,4 +52,43 @@ describe('purge in the composed proxy (proxy/main.ts)', () => {
     await get('/b');
     expect(origin.hits()).toBe(4);
   });
+
+  it('finds tags again after a restart, from the entries the disk tier holds', async () => {
+    origin = await startOrigin((request, response, count) => {
+      response.writeHead(200, { 'cache-control': 'max-age=600', 'surrogate-key': `all ${request.url.slice(1)}` });
+      response.end(`#${count}`);
+    });
+    const base = defaults();
+    const config: Config = {
+      ...base,
+      listen: { host: '127.0.0.1', port: 0 },
+      admin: { host: '127.0.0.1', port: 0 },
+      origin: { ...base.origin, url: origin.url },
+      log: { level: 'silent' },
+      cache: { ...base.cache, disk: { ...base.cache.disk, path: mkdtempSync(join(tmpdir(), 'lacquer-purge-restart-')) } },
+    };
+    lacquer = await startLacquer(config);
+    // One Host throughout: the key names the host, and the listening port changes across restarts.
+    const get = (path: string) => fetchText(lacquer!.proxyUrl + path, { headers: { host: 'api.example' } });
+    for (const path of ['/p', '/q', '/r']) await get(path);
+    await lacquer.close();
+
+    // A new process's worth of state: nothing but the files on disk.
+    lacquer = await startLacquer(config);
+    const purge = (body: string) => fetchText(`${lacquer!.adminUrl}/purge`, { method: 'POST', body });
+    // The index is rebuilt in the background: wait (without asking the origin) until /explain sees every entry.
+    for (const path of ['/p', '/q', '/r']) {
+      for (let tries = 0; tries < 500; tries++) {
+        const explained = await fetchText(`${lacquer.adminUrl}/explain?url=${encodeURIComponent(`http://api.example${path}`)}`);
+        if (JSON.parse(explained.body).variants?.length === 1) break;
+        await new Promise((done) => setTimeout(done, 10));
+      }
+    }
+    for (const path of ['/p', '/q', '/r']) expect((await get(path)).headers['cache-status']).toContain('hit');
+    expect(origin.hits()).toBe(3);
+    expect(JSON.parse((await purge('{"tags":["q"]}')).body).purged).toBe(1);
+    expect(JSON.parse((await purge('{"tags":["all"]}')).body).purged).toBe(2);
+    await get('/q');
+    expect(origin.hits()).toBe(4);
+  });
 });
