@@ -2,12 +2,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { respond, startOrigin, type OriginHandler, type TestOrigin } from '../helpers/origin.js';
 import { startProxy, type TestProxy, type TestProxyOptions } from '../helpers/proxy.js';
 import { connect } from 'node:net';
+import { TestClock } from '../helpers/clock.js';
 
 let origin: TestOrigin | undefined;
 let proxy: TestProxy | undefined;
 
 async function setup(handler: OriginHandler, options: TestProxyOptions = {}): Promise<TestProxy> {
-  origin = await startOrigin(handler);
+  origin = await startOrigin(handler, options.clock === undefined ? {} : { clock: options.clock });
   proxy = await startProxy(origin.url, options);
   return proxy;
 }
@@ -99,10 +100,15 @@ describe('headers at the proxy boundaries (RFC 9110 §7.6)', () => {
   });
 
   it('sends a Cache-Status header on every response', async () => {
-    const p = await setup((request, response) => {
-      response.writeHead(request.method === 'POST' ? 201 : 200, { 'cache-control': request.url === '/p' ? 'private' : 'max-age=60' });
-      response.end('x');
-    });
+    // One clock for origin Date and proxy, so the remaining TTL is exact even when the real clock crosses a second.
+    const clock = new TestClock();
+    const p = await setup(
+      (request, response) => {
+        response.writeHead(request.method === 'POST' ? 201 : 200, { 'cache-control': request.url === '/p' ? 'private' : 'max-age=60' });
+        response.end('x');
+      },
+      { clock: clock.now },
+    );
     const statuses = [
       (await p.fetch('/c')).headers['cache-status'],
       (await p.fetch('/c')).headers['cache-status'],
