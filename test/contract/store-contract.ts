@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { bodyBytes } from '../../proxy/cache/body.js';
 import { ENTRY_OVERHEAD_BYTES, type Entry } from '../../proxy/cache/entry.js';
 import type { RemovalReason, Store, StoreListener } from '../../proxy/store/store.js';
+import { testEntry as plainEntry } from '../helpers/entries.js';
 
 /**
  * The behaviour every tier must share. Each tier's test file calls
@@ -17,32 +18,8 @@ export interface StoreFactoryOptions {
 export function testEntry(key: string, fields: Partial<Entry> & { bodyBytes?: number } = {}): Entry {
   const body = fields.body ?? Buffer.alloc(fields.bodyBytes ?? 100, 120);
   const { bodyBytes: _length, ...rest } = fields;
-  const now = 1_000_000;
-  return {
-    key,
-    vary: [],
-    variant: '',
-    status: 200,
-    headers: { 'content-type': 'text/plain' },
-    body,
-    etag: undefined,
-    lastModified: undefined,
-    tags: [],
-    requestTime: now,
-    responseTime: now,
-    initialAge: 0,
-    storedAt: now,
-    freshUntil: now + 60_000,
-    staleWhileRevalidateUntil: now + 60_000,
-    staleIfErrorUntil: now + 60_000,
-    deleteAt: now + 60_000,
-    noCache: false,
-    mustRevalidate: false,
-    immutable: false,
-    sharedWithAuthorization: false,
-    size: body.length + ENTRY_OVERHEAD_BYTES,
-    ...rest,
-  };
+  // A fixed time, so every tier sees the same absolute freshness fields.
+  return plainEntry({ key, body, size: body.length + ENTRY_OVERHEAD_BYTES, ...rest }, 1_000_000);
 }
 
 export function storeContract(name: string, makeStore: (options: StoreFactoryOptions) => Store | Promise<Store>): void {

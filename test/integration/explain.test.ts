@@ -7,6 +7,7 @@ import type { ExplainReport } from '../../metrics/explain.js';
 import { startLacquer, type RunningLacquer } from '../../proxy/main.js';
 import { MemoryStore } from '../../proxy/store/memory.js';
 import { TestClock } from '../helpers/clock.js';
+import { wholeLacquerConfig } from '../helpers/lacquer.js';
 import { startOrigin, type OriginHandler, type TestOrigin } from '../helpers/origin.js';
 import { fetchText } from '../helpers/proxy.js';
 
@@ -26,13 +27,8 @@ afterEach(async () => {
 async function start(handler: OriginHandler): Promise<RunningLacquer> {
   clock = new TestClock();
   origin = await startOrigin(handler, { clock: clock.now });
-  const config = defaults();
-  config.listen = { host: '127.0.0.1', port: 0 };
-  config.admin = { host: '127.0.0.1', port: 0 };
-  config.origin.url = origin.url;
-  config.log.level = 'silent';
-  // The memory tier alone: these tests count per-tier figures and must not share a cache directory.
-  config.cache.disk.enabled = false;
+  // The memory tier alone: these tests count per-tier figures.
+  const config = wholeLacquerConfig(origin.url);
   lacquer = await startLacquer(config, { clock: clock.now });
   return lacquer;
 }

@@ -6,6 +6,7 @@ import { PURGE_CHANNEL, type PurgeEvent } from '../../metrics/purge-events.js';
 import { flowChannel, requestChannel } from '../../proxy/events.js';
 import { startLacquer, type RunningLacquer } from '../../proxy/main.js';
 import { TestClock } from '../helpers/clock.js';
+import { wholeLacquerConfig } from '../helpers/lacquer.js';
 import { startOrigin, type OriginHandler, type TestOrigin } from '../helpers/origin.js';
 import { counterChanges, scrape, seriesKey, type Samples } from '../helpers/prometheus.js';
 import { fetchText, type TestResponse } from '../helpers/proxy.js';
@@ -25,13 +26,8 @@ afterEach(async () => {
 async function start(handler: OriginHandler, change: (config: Config) => void = () => {}): Promise<RunningLacquer> {
   clock = new TestClock();
   origin = await startOrigin(handler, { clock: clock.now });
-  const config = defaults();
-  config.listen = { host: '127.0.0.1', port: 0 };
-  config.admin = { host: '127.0.0.1', port: 0 };
-  config.origin.url = origin.url;
-  config.log.level = 'silent';
-  // The memory tier alone: these tests count per-tier figures and must not share a cache directory.
-  config.cache.disk.enabled = false;
+  // The memory tier alone: these tests count per-tier figures.
+  const config = wholeLacquerConfig(origin.url);
   change(config);
   lacquer = await startLacquer(config, { clock: clock.now });
   return lacquer;
