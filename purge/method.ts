@@ -19,8 +19,21 @@ export interface PurgeMethodOptions {
 }
 
 export function purgeMethodHook(options: PurgeMethodOptions) {
+  const purgeMethod = purgeMethodHandler(options);
+  // Callback style, so every other request (the hit path) passes without a promise.
+  return function purgeMethodHook(request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void {
+    if (request.method !== 'PURGE') return done();
+    purgeMethod(request, reply).then(
+      () => {
+        if (!reply.sent) done();
+      },
+      (error: unknown) => done(error instanceof Error ? error : new Error(String(error))),
+    );
+  };
+}
+
+function purgeMethodHandler(options: PurgeMethodOptions) {
   return async function purgeMethod(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
-    if (request.method !== 'PURGE') return undefined;
     if (deniedPurge(options.authorizer, request, reply)) return reply;
 
     const mode = modeOf(request.headers['purge-mode']);
