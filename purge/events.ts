@@ -1,8 +1,11 @@
 import { channel } from 'node:diagnostics_channel';
 import type { PurgeKind } from './selectors.js';
 
-/** Where a purge came from: the admin API or the PURGE method on the proxy listener. */
-export type PurgeSource = 'admin' | 'method';
+/**
+ * Where a purge came from: the admin API, the PURGE method on the proxy
+ * listener, or another copy of the cache (a worker, an instance) by relay.
+ */
+export type PurgeSource = 'admin' | 'method' | 'relay';
 
 /**
  * Published once per purge, after it finished; metrics count these

@@ -36,11 +36,33 @@ export interface PurgeResult {
   readonly durationMs: number;
 }
 
+/**
+ * A purge as it crosses to other copies of the cache (other workers, other
+ * instances): plain JSON, with the Host that bare paths were given against.
+ */
+export interface RelayedPurge {
+  readonly spec: PurgeSpec;
+  readonly host?: string;
+}
+
+/**
+ * Carries purges made here to the other copies of the cache. `send`
+ * resolves once the others have applied the purge, or once the relay stops
+ * waiting for them (a relay that cannot deliver keeps the purge to send
+ * later, bounded, and says so in its own metrics and logs; it never
+ * rejects). Purges that arrive from the others are applied with
+ * `Purger.applyRelayed`, which does not relay them again.
+ */
+export interface PurgeRelay {
+  send(purge: RelayedPurge): Promise<void>;
+}
+
 export class PurgeSpecError extends Error {}
 
 export class Purger {
   readonly #options: PurgerOptions;
   readonly #sliceSize: number;
+  readonly #relays: PurgeRelay[] = [];
 
   constructor(options: PurgerOptions) {
     this.#options = options;
@@ -58,18 +80,40 @@ export class Purger {
     return undefined;
   }
 
+  /** Purges made here are sent on through `relay` too (workers of this machine, other instances). */
+  addRelay(relay: PurgeRelay): void {
+    this.#relays.push(relay);
+  }
+
   /**
    * Carries out a purge request: one purge (and one event) per kind it
-   * names. `host` fixes the host of bare paths (the PURGE method passes the
-   * request's Host).
+   * names, here and then through every relay, answering once all of them
+   * have. `host` fixes the host of bare paths (the PURGE method passes the
+   * request's Host). `purged` counts this process's entries only.
    */
   async purge(spec: PurgeSpec, source: PurgeSource, host?: string): Promise<PurgeResult> {
+    const started = performance.now();
+    const purged = await this.#purgeHere(spec, source, host);
+    if (this.#relays.length > 0) {
+      const relayed: RelayedPurge = host === undefined ? { spec } : { spec, host };
+      await Promise.all(this.#relays.map((relay) => relay.send(relayed)));
+    }
+    return { purged, durationMs: performance.now() - started };
+  }
+
+  /** Applies a purge made by another copy of the cache; it is not relayed again. */
+  async applyRelayed(purge: RelayedPurge): Promise<PurgeResult> {
+    const started = performance.now();
+    const purged = await this.#purgeHere(purge.spec, 'relay', purge.host);
+    return { purged, durationMs: performance.now() - started };
+  }
+
+  async #purgeHere(spec: PurgeSpec, source: PurgeSource, host: string | undefined): Promise<number> {
     const problem = this.validate(spec, host);
     if (problem !== undefined) throw new PurgeSpecError(problem);
-    const started = performance.now();
     let purged = 0;
     for (const part of splitByKind(spec)) purged += await this.#purgeKind(part.kind, part.spec, source, host);
-    return { purged, durationMs: performance.now() - started };
+    return purged;
   }
 
   async #purgeKind(kind: PurgeKind, spec: PurgeSpec, source: PurgeSource, host: string | undefined): Promise<number> {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { defaults } from '../../config/schema.js';
-import { Purger, PurgeSpecError } from '../../purge/purger.js';
+import { Purger, PurgeSpecError, type RelayedPurge } from '../../purge/purger.js';
 import type { PurgeSpec } from '../../purge/selectors.js';
 import { TagIndex } from '../../purge/tag-index.js';
 import { Invalidations } from '../../proxy/cache/coalesce.js';
@@ -124,5 +124,40 @@ describe('the purger', () => {
     store.set(testEntry({ key: 'h/a', tags: ['t'] }, clock.now()));
     await expect(purger.purge(spec({ tags: ['t'], urls: ['no-slash'] }), 'admin')).rejects.toBeInstanceOf(PurgeSpecError);
     expect(store.stats().entries).toBe(1);
+  });
+
+  it('sends a purge made here through every relay and answers only once they have applied it', async () => {
+    const { store, purger, clock } = setup();
+    store.set(testEntry({ key: 'h/a', tags: ['t'] }, clock.now()));
+    const sent: RelayedPurge[] = [];
+    let release!: () => void;
+    const applied = new Promise<void>((resolve) => (release = resolve));
+    purger.addRelay({ send: async (purge) => (sent.push(purge), applied) });
+    let answered = false;
+    const answer = purger.purge(spec({ tags: ['t'] }), 'method', 'example.test').then((result) => ((answered = true), result));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(store.stats().entries).toBe(0);
+    expect(sent).toEqual([{ spec: spec({ tags: ['t'] }), host: 'example.test' }]);
+    expect(answered).toBe(false);
+    release();
+    expect((await answer).purged).toBe(1);
+  });
+
+  it('applies a relayed purge here without relaying it again', async () => {
+    const { store, purger, clock } = setup();
+    store.set(testEntry({ key: 'h/a', tags: ['t'] }, clock.now()));
+    const sent: RelayedPurge[] = [];
+    purger.addRelay({ send: async (purge) => void sent.push(purge) });
+    expect((await purger.applyRelayed({ spec: spec({ tags: ['t'] }) })).purged).toBe(1);
+    expect(sent).toEqual([]);
+    expect(store.stats().entries).toBe(0);
+  });
+
+  it('relays nothing for a purge it refuses', async () => {
+    const { purger } = setup();
+    const sent: RelayedPurge[] = [];
+    purger.addRelay({ send: async (purge) => void sent.push(purge) });
+    await expect(purger.purge(spec({ urls: ['no-slash'] }), 'admin')).rejects.toBeInstanceOf(PurgeSpecError);
+    expect(sent).toEqual([]);
   });
 });
