@@ -199,7 +199,7 @@ const cacheSchema = mapping({
   heuristicMaxTtl: duration().prefault('1d'),
   jitter: fraction(0.5).default(0.1),
   staleWhileRevalidate: duration().prefault(0),
-  staleIfError: duration().prefault(0),
+  staleIfError: duration().prefault('10s'),
   hitForMissTtl: duration().prefault('30s'),
   setCookie: oneOf(SET_COOKIE).default('pass'),
   honorRequestCacheControl: flag().default(true),

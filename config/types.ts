@@ -68,7 +68,7 @@ export interface CacheOptions {
   jitter: number;
   /** stale-while-revalidate window assumed when the origin sends none. Default 0. */
   staleWhileRevalidate: number;
-  /** stale-if-error window assumed when the origin sends none. Default 0. */
+  /** stale-if-error window assumed when the origin sends none (grace when the origin fails; RFC 9111 §4.2.4 allows stale when disconnected). Default 10s. */
   staleIfError: number;
   /** How long an uncacheable key stays marked hit-for-miss (no request queueing). Default 30s. */
   hitForMissTtl: number;

@@ -138,7 +138,10 @@ export function judgeResponse(response: ResponseUnderJudgement, options: PolicyO
   const staleWhileRevalidate = mustRevalidate ? 0 : staleWindow(directives, 'stale-while-revalidate', options.cache.staleWhileRevalidate);
   const staleIfError = mustRevalidate ? 0 : staleWindow(directives, 'stale-if-error', options.cache.staleIfError);
   const hasValidator = headers['etag'] !== undefined || headers['last-modified'] !== undefined;
-  const usable = lifetime.ms > 0 || staleWhileRevalidate > 0 || staleIfError > 0 || hasValidator;
+  // Only the origin's own stale windows make an otherwise unusable response worth storing:
+  // the configured defaults (grace) extend what is stored anyway, they do not store more.
+  const explicitWindow = (staleWhileRevalidate > 0 && directives.has('stale-while-revalidate')) || (staleIfError > 0 && directives.has('stale-if-error'));
+  const usable = lifetime.ms > 0 || explicitWindow || hasValidator;
   if (!usable) return notStored('no-lifetime');
 
   const tags = tagsOf(headers, options.tags.headers);

@@ -113,6 +113,33 @@ describe('stale-if-error (RFC 5861 §4)', () => {
     expect(answer.body).toBe('good');
   });
 
+  it('out of the box, serves stale for 10 s past expiry when the origin fails (grace), and not after', async () => {
+    const p = await rig.start(failingAfterFirst('reset', 'max-age=10'));
+    await p.fetch('/e');
+    rig.clock.advance(18);
+    const inGrace = await p.fetch('/e');
+    expect(inGrace.status).toBe(200);
+    expect(inGrace.body).toBe('good');
+    expect(inGrace.headers['cache-status']).toContain('stale-if-error');
+    rig.clock.advance(3);
+    expect((await p.fetch('/e')).status).toBe(502);
+  });
+
+  // RFC 9111 §4.2.4: a cache must not serve stale when a directive forbids it; s-maxage implies proxy-revalidate (§5.2.2.10).
+  it.each(['must-revalidate', 'proxy-revalidate', 'no-cache', 's-maxage=10'])('never serves stale on failure when the response says %s, whatever the default grace', async (directive) => {
+    const p = await rig.start(failingAfterFirst('reset', `max-age=10, ${directive}`), { config: { cache: { staleIfError: 300_000 } } });
+    await p.fetch('/e');
+    rig.clock.advance(12);
+    expect((await p.fetch('/e')).status).toBe(502);
+  });
+
+  it('does not store a response that is stale at once only to have something for the default grace', async () => {
+    const p = await rig.start(failingAfterFirst('reset', 'max-age=0'), { config: { cache: { staleIfError: 300_000 } } });
+    await p.fetch('/e');
+    expect(p.store.stats().entries).toBe(0);
+    expect((await p.fetch('/e')).status).toBe(502);
+  });
+
   it('answers 504 when the origin does not send headers in time and nothing stale is allowed', async () => {
     const proxy = await rig.start(
       () => {

@@ -162,7 +162,7 @@ describe('defaults', () => {
         heuristicMaxTtl: 86_400_000,
         jitter: 0.1,
         staleWhileRevalidate: 0,
-        staleIfError: 0,
+        staleIfError: 10_000,
         hitForMissTtl: 30_000,
         setCookie: 'pass',
         honorRequestCacheControl: true,
