@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { OriginHandler } from '../helpers/origin.js';
+import { nodeFetch } from '../helpers/node-fetch.js';
 import { useRig } from '../helpers/rig.js';
 
 const rig = useRig({ testClock: true });
@@ -125,6 +126,24 @@ describe('request Cache-Control (RFC 9111 §5.2.1)', () => {
     expect(rig.origin.hits()).toBe(0);
   });
 
+  it('leaves a stored entry alone when a request says no-store: the directive is about that request and its answer (§5.2.1.5)', async () => {
+    const p = await rig.start((request, response) => {
+      if (request.headers['if-none-match'] === '"v1"') {
+        response.writeHead(304, { etag: '"v1"', 'cache-control': 'max-age=60' });
+        response.end();
+        return;
+      }
+      response.writeHead(200, { etag: '"v1"', 'cache-control': 'max-age=60' });
+      response.end('stored');
+    });
+    await p.fetch('/keep');
+    const bypass = await p.fetch('/keep', { headers: { 'cache-control': 'no-cache, no-store' } });
+    expect(bypass.body).toBe('stored');
+    const next = await p.fetch('/keep');
+    expect(next.headers['cache-status']).toMatch(/; hit/);
+    expect(rig.origin.hits()).toBe(2);
+  });
+
   it('does not store the response to a request that says no-store', async () => {
     const p = await rig.start((_request, response) => {
       response.writeHead(200, { 'cache-control': 'max-age=60' });
@@ -137,6 +156,16 @@ describe('request Cache-Control (RFC 9111 §5.2.1)', () => {
 });
 
 describe('request bodies', () => {
+  it('forwards a body sent with Expect: 100-continue (the proxy answers the 100 itself)', async () => {
+    const p = await rig.start((request, response) => {
+      response.writeHead(200, { 'content-type': 'text/plain' });
+      response.end(`received ${request.body.length} bytes, expect=${request.headers['expect'] ?? 'none'}`);
+    });
+    const answer = await nodeFetch(`${p.url}/upload`, { method: 'PUT', headers: { expect: '100-continue', 'content-length': '2000' }, body: 'x'.repeat(2000) });
+    expect(answer.status).toBe(200);
+    expect(answer.body).toBe('received 2000 bytes, expect=none');
+  });
+
   it('streams a request body to the origin as it arrives, without waiting for the end', async () => {
     const { request: httpRequest } = await import('node:http');
     let firstChunkSeen!: () => void;

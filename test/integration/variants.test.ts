@@ -73,4 +73,31 @@ describe('keys and variants (RFC 9111 §4.1)', () => {
     expect((await p.fetch('/', { headers: { host: 'b.example' } })).body).toBe('site b.example');
     expect(rig.origin.hits()).toBe(2);
   });
+
+  it('does not let a 304 that adds Vary turn a stored answer into one for every variant', async () => {
+    const p = await rig.start((request, response, count) => {
+      if (count > 1 && request.headers['if-none-match'] === '"v1"') {
+        response.writeHead(304, { etag: '"v1"', vary: 'Accept-Language', 'cache-control': 'max-age=600' });
+        response.end();
+        return;
+      }
+      response.writeHead(200, { etag: '"v1"', 'cache-control': 'max-age=0' });
+      response.end(`for ${request.headers['accept-language'] ?? 'anyone'}`);
+    });
+    await p.fetch('/l', { headers: { 'accept-language': 'en' } });
+    // Revalidated: the 304 now says the answer varies on the language.
+    await p.fetch('/l', { headers: { 'accept-language': 'en' } });
+    const french = await p.fetch('/l', { headers: { 'accept-language': 'fr' } });
+    expect(french.headers['cache-status']).not.toMatch(/; hit/);
+    expect(french.body).toBe('for fr');
+  });
+
+  it.each(['constructor', '__proto__', 'tostring'])('selects variants safely when Vary names %s', async (field) => {
+    const p = await rig.start((_request, response) => {
+      response.writeHead(200, { vary: field, 'cache-control': 'max-age=60' });
+      response.end('ok');
+    });
+    expect((await p.fetch('/v')).status).toBe(200);
+    expect((await p.fetch('/v')).headers['cache-status']).toMatch(/; hit/);
+  });
 });
