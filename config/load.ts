@@ -182,19 +182,34 @@ function issuesOf(error: z.ZodError): ConfigIssue[] {
     if (issue.code === 'unrecognized_keys') {
       return issue.keys.map((key) => ({ path: path === '' ? key : `${path}.${key}`, message: 'unknown option' }));
     }
-    const got = describe(issue.input, issue.code === 'invalid_type');
+    // A secret is never echoed, even when it is the value at fault (it would end up in logs).
+    const got = SECRET_PATHS.has(path) ? secretShape(issue.input) : describe(issue.input, issue.code === 'invalid_type');
     return [{ path: path === '' ? '(top level)' : path, message: got === undefined ? issue.message : `${issue.message} (got ${got})` }];
   });
+}
+
+const SECRET_PATHS = new Set(['purge.token']);
+
+/** What may be said of a secret: its length and whether it has spaces or a line break. */
+function secretShape(input: unknown): string {
+  if (typeof input !== 'string') return `a ${input === null ? 'null' : typeof input}`;
+  const notes = [/[\r\n]/.test(input) ? 'a line break' : '', /[ \t]/.test(input) ? 'a space' : ''].filter((note) => note !== '');
+  return `${input.length} characters${notes.length === 0 ? '' : `, with ${notes.join(' and ')}`}`;
 }
 
 /** The offending value for a message; mappings and lists are named only for type errors, where they are the mistake. */
 function describe(input: unknown, typeError: boolean): string | undefined {
   if (input === null || typeof input === 'boolean' || typeof input === 'number') return String(input);
-  if (typeof input === 'string') return JSON.stringify(input.length > 60 ? `${input.slice(0, 57)}...` : input);
+  // Credentials in a URL (user:password@) are not repeated.
+  if (typeof input === 'string') return JSON.stringify(clip(input.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1***@')));
   if (!typeError) return undefined;
   if (Array.isArray(input)) return 'a list';
   if (typeof input === 'object') return 'a mapping';
   return undefined;
+}
+
+function clip(text: string): string {
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
 function dotted(path: readonly PropertyKey[]): string {

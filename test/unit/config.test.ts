@@ -462,6 +462,26 @@ describe('bad configs name the field and the reason', () => {
     expect(issuesFor('cache:\n  name: my cache\n')[0]!.path).toBe('cache.name');
   });
 
+  it('never repeats a rejected purge token, only its shape', () => {
+    const error = configError(() => load({ cwd: tempDir(), env: { LACQUER_PURGE_TOKEN: 'k8s-secret-0123456789abcdef\n' } }));
+    const text = error.format();
+    expect(text).toContain('purge.token');
+    expect(text).toContain('28 characters, with a line break');
+    expect(text).not.toContain('0123456789abcdef');
+  });
+
+  it('does not repeat the credentials of a rejected URL', () => {
+    const text = configError(() => load({ cwd: tempDir('origin:\n  url: "ftp://alice:s3cret@example.com/"\n') })).format();
+    expect(text).toContain('origin.url');
+    expect(text).not.toContain('s3cret');
+  });
+
+  it('rejects a tier of zero bytes, naming the field', () => {
+    const error = configError(() => load({ cwd: tempDir('cache:\n  memory:\n    maxSize: 0\n    maxObjectSize: 0\n') }));
+    expect(error.issues.map((issue) => issue.path).sort()).toEqual(['cache.memory.maxObjectSize', 'cache.memory.maxSize']);
+    expect(error.issues[0]!.message).toMatch(/at least 1 bytes/);
+  });
+
   it('reports every problem at once, one line each in format()', () => {
     const error = configError(() => load({ cwd: tempDir('cache:\n  memory:\n    maxSize: lots\n  colour: blue\nlisten: nowhere\n') }));
     expect(error.issues.map((issue) => issue.path).sort()).toEqual(['cache.colour', 'cache.memory.maxSize', 'listen']);
