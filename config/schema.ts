@@ -254,6 +254,7 @@ const requestSchema = mapping({
 const tagsSchema = mapping({
   headers: headerList().prefault(['surrogate-key', 'cache-tag']),
   strip: flag().default(true),
+  maxPerEntry: wholeNumber(1, 65_536).default(256),
 });
 
 const purgeToken = z

@@ -98,6 +98,8 @@ export interface TagOptions {
   headers: string[];
   /** Remove the tag headers from responses sent to clients. Default true. */
   strip: boolean;
+  /** Tags kept per stored response; the rest are ignored (each tag costs memory in the tag index). Default 256. */
+  maxPerEntry: number;
 }
 
 export interface PurgeOptions {

@@ -184,7 +184,7 @@ describe('defaults', () => {
           'x-method-override',
         ],
       },
-      tags: { headers: ['surrogate-key', 'cache-tag'], strip: true },
+      tags: { headers: ['surrogate-key', 'cache-tag'], strip: true, maxPerEntry: 256 },
       purge: { token: null, allow: [], method: true, tagHeader: 'surrogate-key', maxBodySize: 64 * 1024 },
       log: { level: 'info' },
       metrics: { enabled: true },
