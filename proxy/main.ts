@@ -72,7 +72,7 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
   const purge = attachPurge({ config, index: tagIndex, store, invalidations: proxy.flow.invalidations, proxyApp: proxy.app, adminApp: admin, clock });
   const tiers = built.kind === 'tiered' ? [{ tier: 'memory', store: built.store.memory }, { tier: 'disk', store: built.store.disk }] : [{ tier: 'memory', store: built.store }];
   observability.attach({ admin, logger: proxy.app.log, tiers, store, storeTier: built.kind, clock, authorize: purge.allows, ...(options.worker && { scrape: options.worker.scrape }) });
-  options.worker?.attach({ purger: purge.purger, registry: observability.metrics?.registry, disk: built.kind === 'tiered' ? built.store.disk : undefined, proxyApp: proxy.app });
+  options.worker?.attach({ purger: purge.purger, registry: observability.metrics?.registry, disk: built.kind === 'tiered' ? built.store.disk : undefined, proxyApp: proxy.app, adminApp: admin });
   warn = (message, error) => proxy.app.log.warn(error === undefined ? {} : { err: error }, message);
   if (built.kind === 'tiered') {
     const started = performance.now();

@@ -20,4 +20,5 @@ export interface WorkerParts {
   /** The disk tier, when enabled. */
   readonly disk: DiskStore | undefined;
   readonly proxyApp: FastifyInstance;
+  readonly adminApp: FastifyInstance;
 }

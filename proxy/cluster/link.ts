@@ -8,7 +8,7 @@ export interface PrimaryLinkOptions {
   readonly slot: number;
   /** When the primary started (epoch ms), for the disk tier's boot scan. */
   readonly since: number;
-  /** Adds `x-lacquer-worker: <slot>; pid=<pid>` to every proxy response. */
+  /** Adds `x-lacquer-worker: <slot>; pid=<pid>` to every response, proxy and admin. */
   readonly nameInResponses: boolean;
   /** Longest wait for the primary to answer (purge relay, scrape). The primary bounds its own waits well below it. */
   readonly answerTimeoutMs?: number;
@@ -48,10 +48,12 @@ export class PrimaryLink implements WorkerHooks {
     parts.purger.addRelay({ send: (purge) => this.#relay(purge) });
     if (this.#options.nameInResponses) {
       const name = `${this.#options.slot}; pid=${process.pid}`;
-      parts.proxyApp.addHook('onRequest', (_request, reply, done) => {
-        reply.header('x-lacquer-worker', name);
-        done();
-      });
+      for (const app of [parts.proxyApp, parts.adminApp]) {
+        app.addHook('onRequest', (_request, reply, done) => {
+          reply.header('x-lacquer-worker', name);
+          done();
+        });
+      }
     }
     this.#send({ lq: 'hello' });
   }
