@@ -140,7 +140,7 @@ describe('workers: 2', () => {
     const lacquer = await startWorkers(origin.url, MEMORY_ONLY);
     const pids = /pids (\d+), (\d+)/.exec(lacquer.output())!.slice(1).map(Number);
 
-    const clients = Array.from({ length: 6 }, (_, i) =>
+    const clients = Array.from({ length: 8 }, (_, i) =>
       ask(lacquer.url, `/slow/${i}`).then(
         (answer) => ({ ok: true as const, answer }),
         (error: Error) => ({ ok: false as const, error }),
@@ -161,7 +161,7 @@ describe('workers: 2', () => {
     const results = await Promise.all(clients);
     const failed = results.filter((result) => !result.ok);
     const answered = results.filter((result) => result.ok);
-    // Round robin gave the killed worker some of the six; each of those ends at once with a connection error.
+    // Round robin gave the killed worker some of the eight; each of those ends at once with a connection error.
     expect(failed.length).toBeGreaterThan(0);
     for (const result of failed) expect(result.error.message).not.toContain('a hang');
     for (const result of answered) expect(result.answer.status).toBe(200);
