@@ -1,6 +1,7 @@
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startLacquerProcess, type LacquerProcess } from '../helpers/child.js';
@@ -170,6 +171,41 @@ describe('workers: 2', () => {
     const seen = await untilEveryWorker(lacquer.url, '/after', {}, (answer) => answer.status === 200);
     expect([...seen.values()].some((answer) => !pids.includes(answer.pid))).toBe(true);
     expect(lacquer.output()).toMatch(/worker \d \(pid \d+\) exited on SIGKILL/);
+    const metrics = (await ask(adminUrl(lacquer), '/metrics')).body;
+    expect(metrics).toMatch(/^lacquer_worker_restarts_total 1$/m);
+    expect(metrics).toMatch(/^lacquer_workers_alive 2$/m);
+  });
+
+  it('passes SIGHUP on to the workers, which keep serving', async () => {
+    const origin = await startOrigin(cacheable());
+    origins.push(origin);
+    const lacquer = await startWorkers(origin.url, MEMORY_ONLY);
+    lacquer.child.kill('SIGHUP');
+    for (const slot of [1, 2]) await lacquer.waitFor(`lacquer worker ${slot}: SIGHUP received`);
+    await untilEveryWorker(lacquer.url, '/h', {}, (answer) => answer.status === 200);
+    expect(lacquer.output()).not.toContain('exited');
+  });
+
+  it('exits with status 1 when the workers cannot start, without restarting them', async () => {
+    const origin = await startOrigin(cacheable());
+    origins.push(origin);
+    const taken = await startWorkers(origin.url, MEMORY_ONLY);
+    const port = new URL(taken.url).port;
+    const file = join(root, `config-${files++}.yaml`);
+    writeFileSync(file, MEMORY_ONLY);
+    const child = spawn(process.execPath, [resolve('dist/proxy/cli.js'), '--workers', '2', '--config', file, '--origin', origin.url, '--listen', `127.0.0.1:${port}`, '--admin', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const code = await new Promise<number | null>((done) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      child.once('exit', (exitCode) => {
+        clearTimeout(timer);
+        done(exitCode);
+      });
+    });
+    expect(code).toBe(1);
+    expect(output).toContain('EADDRINUSE');
+    expect(output).toContain('before it could serve; stopping');
   });
 
   it('on SIGTERM lets every worker finish what it serves, then exits 0', async () => {
