@@ -268,8 +268,9 @@ export class DiskStore implements StreamingStore, BodyOwner {
   applyPeerChange(change: DiskChange): void {
     if (this.#closed || this.#unusable !== undefined) return;
     if (change.kind === 'stored') {
+      // Even if already past its delete time (a soft purge without grace): it still replaces any older copy here.
       // Evictions this causes are announced: each index orders its keys by its own use.
-      if (change.record.entry.deleteAt > this.#options.clock()) this.#adopt(change.record, change.metaId);
+      this.#adopt(change.record, change.metaId);
       return;
     }
     if (this.#booting) this.#removedByPeers.add(change.metaId);

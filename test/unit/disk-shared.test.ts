@@ -147,3 +147,18 @@ describe('a disk tier shared by workers', () => {
     await store.close();
   });
 });
+
+describe('a copy written by another worker', () => {
+  it('replaces an older copy here even when it is already past its delete time', async () => {
+    const { stores, settled } = await group(2);
+    const [a, b] = stores as [DiskStore, DiskStore];
+    const fresh = testEntry('k', { body: Buffer.from('body'), deleteAt: Date.now() + 60_000 });
+    await a.set(fresh);
+    await settled();
+    expect(b.get('k')).toHaveLength(1);
+    // As a soft purge of an entry with no grace writes it: gone at the next lookup.
+    await a.set({ ...fresh, freshUntil: Date.now() - 1, staleWhileRevalidateUntil: Date.now() - 1, staleIfErrorUntil: Date.now() - 1, deleteAt: Date.now() - 1 });
+    await settled();
+    expect(b.get('k')).toBeUndefined();
+  });
+});
