@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import type { Config } from '../../config/types.js';
 import { startLacquer, type RunningLacquer } from '../main.js';
 import { PrimaryLink } from './link.js';
@@ -6,7 +7,7 @@ import { WORKER_ENV, WORKER_HEADER_ENV } from './messages.js';
 /**
  * One worker process: Lacquer as in single-process mode, linked to the
  * primary. It drains on SIGTERM or SIGINT (RunningLacquer.close) and exits
- * 0, and it drains and exits if the primary disappears.
+ * 0. If the primary dies, Node's cluster ends the worker at once.
  */
 export async function runWorker(config: Config, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const slot = Number(env[WORKER_ENV.slot] ?? 0);
@@ -18,6 +19,10 @@ export async function runWorker(config: Config, env: NodeJS.ProcessEnv = process
     nameInResponses: env[WORKER_HEADER_ENV] === '1',
     log: (message, error) => say(error === undefined ? message : `${message}: ${error instanceof Error ? error.message : String(error)}`),
   });
+
+  // A send to a primary that died fails here rather than as an uncaught error; Node's cluster
+  // then ends the worker at once on 'disconnect', so a dead primary leaves no orphan.
+  cluster.worker?.on('error', (error: Error) => say(`channel to the primary: ${error.message}`));
 
   let running: RunningLacquer;
   try {
@@ -43,7 +48,6 @@ export async function runWorker(config: Config, env: NodeJS.ProcessEnv = process
   };
   process.on('SIGTERM', () => stop('SIGTERM received'));
   process.on('SIGINT', () => stop('SIGINT received'));
-  process.on('disconnect', () => stop('the primary is gone'));
   // The primary forwards SIGHUP; without a handler it would end the worker. Reloading is joined here later.
   process.on('SIGHUP', () => say('SIGHUP received; a worker reloads nothing yet'));
 }

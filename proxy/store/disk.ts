@@ -35,6 +35,10 @@ export interface DiskStoreOptions {
  * index counts the whole directory's bytes (eviction keeps it under maxSize).
  * Files are never rewritten in place (random names, rename into place), so
  * two workers never write the same file.
+ *
+ * Announcing rather than looking for a file on an index miss: files are
+ * named by random ids, not by key, so a miss cannot name the file to look
+ * for; and eviction needs each index to count every file, not just its own.
  */
 export interface DiskSharing {
   /** The pid that holds the directory's lock for all workers (the primary). */

@@ -176,6 +176,25 @@ describe('workers: 2', () => {
     expect(metrics).toMatch(/^lacquer_workers_alive 2$/m);
   });
 
+  it('has its workers exit when the primary is killed, leaving no orphan', async () => {
+    const origin = await startOrigin(cacheable());
+    origins.push(origin);
+    const lacquer = await startWorkers(origin.url, MEMORY_ONLY);
+    const pids = /pids (\d+), (\d+)/.exec(lacquer.output())!.slice(1).map(Number);
+    await lacquer.stop('SIGKILL');
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const deadline = Date.now() + 20_000;
+    while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(pids.filter(alive)).toEqual([]);
+  });
+
   it('passes SIGHUP on to the workers, which keep serving', async () => {
     const origin = await startOrigin(cacheable());
     origins.push(origin);
