@@ -29,6 +29,8 @@ export class PrimaryLink implements WorkerHooks {
   readonly #waiting = new Map<number, (message: PrimaryMessage | undefined) => void>();
   #nextId = 1;
   #parts: WorkerParts | undefined;
+  /** Purges and disk changes that arrived before the parts existed; applied in order by attach. */
+  #early: PrimaryMessage[] | undefined = [];
 
   constructor(options: PrimaryLinkOptions) {
     this.#options = options;
@@ -39,8 +41,13 @@ export class PrimaryLink implements WorkerHooks {
       announce: (change: DiskChange) => this.#send({ lq: 'disk', change }),
     };
     process.on('message', (message: unknown) => {
-      if (isPrimaryMessage(message)) this.#receive(message);
+      if (!isPrimaryMessage(message)) return;
+      if (this.#early !== undefined && (message.lq === 'disk' || message.lq === 'apply')) this.#early.push(message);
+      else this.#receive(message);
     });
+    // Said before the store is built: from here on, every purge and disk change reaches this worker,
+    // and what comes before its boot scan reads the directory is kept until attach.
+    this.#send({ lq: 'hello' });
   }
 
   attach(parts: WorkerParts): void {
@@ -55,7 +62,9 @@ export class PrimaryLink implements WorkerHooks {
         });
       }
     }
-    this.#send({ lq: 'hello' });
+    const early = this.#early ?? [];
+    this.#early = undefined;
+    for (const message of early) this.#receive(message);
   }
 
   /** A property, so it can be handed on unbound. */
