@@ -1,4 +1,4 @@
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -36,10 +36,11 @@ interface Answer {
 }
 
 /** One request on a connection of its own (so the primary hands each to the next worker), bounded in time. */
-function ask(base: string, path: string, options: { method?: string; headers?: Record<string, string>; body?: string; timeoutMs?: number } = {}): Promise<Answer> {
+function ask(base: string, path: string, options: { method?: string; headers?: Record<string, string>; body?: string; timeoutMs?: number; agent?: Agent } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const url = new URL(path, base);
-    const request = httpRequest(url, { method: options.method ?? 'GET', agent: false, headers: { host: 'cache.test', connection: 'close', ...options.headers } }, (response) => {
+    const connection = options.agent === undefined ? { agent: false as const, headers: { connection: 'close' } } : { agent: options.agent, headers: {} };
+    const request = httpRequest(url, { method: options.method ?? 'GET', agent: connection.agent, headers: { host: 'cache.test', ...connection.headers, ...options.headers } }, (response) => {
       let body = '';
       response.setEncoding('utf8');
       response.on('data', (chunk: string) => (body += chunk));
@@ -193,6 +194,29 @@ describe('workers: 2', () => {
     const deadline = Date.now() + 20_000;
     while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(pids.filter(alive)).toEqual([]);
+  });
+
+  it('answers a purge within its bound when another worker is stuck', async () => {
+    const origin = await startOrigin(cacheable());
+    origins.push(origin);
+    const lacquer = await startWorkers(origin.url, MEMORY_ONLY);
+    const pids = /pids (\d+), (\d+)/.exec(lacquer.output())!.slice(1).map(Number);
+    // One kept-alive connection: the purge goes to the worker that answered on it, not to the stuck one.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const first = await ask(lacquer.url, '/s', { agent });
+      const stuck = pids.find((pid) => pid !== first.pid)!;
+      process.kill(stuck, 'SIGSTOP');
+      try {
+        const purge = await ask(lacquer.url, '/s', { method: 'PURGE', agent, timeoutMs: 30_000 });
+        expect(purge.status).toBe(200);
+        await lacquer.waitFor('was not confirmed by worker(s)');
+      } finally {
+        process.kill(stuck, 'SIGCONT');
+      }
+    } finally {
+      agent.destroy();
+    }
   });
 
   it('passes SIGHUP on to the workers, which keep serving', async () => {
