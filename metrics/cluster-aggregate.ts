@@ -9,7 +9,9 @@ import { PREFIX } from './registry.js';
  *   own ratio is kept as `lacquer_worker_cache_hit_ratio{worker}`;
  * - the disk tier is one directory every worker indexes whole, so its
  *   entries and bytes are taken from one worker, not added up N times
- *   (the memory tiers are each their own, and are summed).
+ *   (the memory tiers are each their own, and are summed);
+ * - an average event-loop lag or a summed memory hides one sick worker, so
+ *   each worker's p99 lag and resident memory are kept with a `worker` label.
  */
 
 export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
@@ -26,6 +28,12 @@ const CACHEABLE = `${PREFIX}cacheable_requests_total`;
 const SHARED_TIER_GAUGES = new Set([`${PREFIX}store_entries`, `${PREFIX}store_bytes`, `${PREFIX}store_max_bytes`]);
 const SHARED_TIER = 'disk';
 
+/** Per-worker copies of a worker's own unlabelled gauges: [its name, the copy's name, help]. */
+const PER_WORKER: readonly (readonly [string, string, string])[] = [
+  [`${PREFIX}nodejs_eventloop_lag_p99_seconds`, `${PREFIX}worker_eventloop_lag_p99_seconds`, "Each worker's event-loop lag, 99th percentile."],
+  [`${PREFIX}process_resident_memory_bytes`, `${PREFIX}worker_resident_memory_bytes`, "Each worker's resident memory."],
+];
+
 /** The combined registry; `extra` holds series of the primary's own (workers alive, restarts). */
 export async function aggregateWorkers(reports: readonly WorkerMetricsReport[], extra: MetricsJson = []): Promise<Registry> {
   const ordered = [...reports].sort((a, b) => a.worker - b.worker);
@@ -41,6 +49,7 @@ export async function aggregateWorkers(reports: readonly WorkerMetricsReport[], 
     help: 'cache_hits_total / cacheable_requests_total over all workers, since each started (0 before any cacheable request).',
     registers: [derived],
   });
+  const copies = PER_WORKER.map(([source, name, help]) => ({ source, gauge: new Gauge({ name, help, labelNames: ['worker'] as const, registers: [derived] }) }));
   let hits = 0;
   let cacheable = 0;
   const lists = ordered.map((report, index) => {
@@ -49,6 +58,10 @@ export async function aggregateWorkers(reports: readonly WorkerMetricsReport[], 
     hits += workerHits;
     cacheable += workerCacheable;
     perWorker.labels(String(report.worker)).set(workerCacheable === 0 ? 0 : workerHits / workerCacheable);
+    for (const { source, gauge } of copies) {
+      const value = report.metrics.find((metric) => metric.name === source)?.values[0]?.value;
+      if (value !== undefined) gauge.labels(String(report.worker)).set(value);
+    }
     return report.metrics
       .filter((metric) => metric.name !== HIT_RATIO)
       .map((metric) => (index > 0 && SHARED_TIER_GAUGES.has(metric.name) ? { ...metric, values: metric.values.filter((value) => value.labels['tier'] !== SHARED_TIER) } : metric));

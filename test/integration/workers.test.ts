@@ -303,6 +303,8 @@ describe('workers: 2', () => {
       expect(series(text, 'lacquer_cache_hit_ratio ')).toBeCloseTo(hits / cacheableCount, 10);
       expect(text).toContain('lacquer_worker_cache_hit_ratio{worker="1"}');
       expect(text).toContain('lacquer_worker_cache_hit_ratio{worker="2"}');
+      expect(text).toContain('lacquer_worker_eventloop_lag_p99_seconds{worker="2"}');
+      expect(text).toContain('lacquer_worker_resident_memory_bytes{worker="1"}');
       expect(series(text, 'lacquer_workers_reporting ')).toBe(WORKERS);
       // Five entries in one directory, every worker indexing all five: 5, not 10.
       expect(series(text, 'lacquer_store_entries{tier="disk"}')).toBe(5);

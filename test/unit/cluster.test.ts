@@ -96,6 +96,25 @@ describe('metrics over several workers', () => {
     expect(valueOf(text, 'lacquer_store_entries{tier="disk"}')).toBe(7);
   });
 
+  it("keeps each worker's event-loop lag and memory apart, since an average would hide one sick worker", async () => {
+    const lagged = async (lag: number, memory: number) => {
+      const registry = new Registry();
+      new Gauge({ name: 'lacquer_nodejs_eventloop_lag_p99_seconds', help: 'l', registers: [registry], aggregator: 'average' }).set(lag);
+      new Gauge({ name: 'lacquer_process_resident_memory_bytes', help: 'm', registers: [registry] }).set(memory);
+      return [...(await workerMetrics(0, 0, 0, 0)), ...(await registry.getMetricsAsJSON())];
+    };
+    const text = await (
+      await aggregateWorkers([
+        { worker: 1, metrics: await lagged(0.01, 100) },
+        { worker: 2, metrics: await lagged(2.5, 300) },
+      ])
+    ).metrics();
+    expect(valueOf(text, 'lacquer_worker_eventloop_lag_p99_seconds{worker="1"}')).toBe(0.01);
+    expect(valueOf(text, 'lacquer_worker_eventloop_lag_p99_seconds{worker="2"}')).toBe(2.5);
+    expect(valueOf(text, 'lacquer_worker_resident_memory_bytes{worker="2"}')).toBe(300);
+    expect(valueOf(text, 'lacquer_process_resident_memory_bytes')).toBe(400);
+  });
+
   it("adds the primary's own series", async () => {
     const primary = new Registry();
     new Gauge({ name: 'lacquer_workers_alive', help: 'a', registers: [primary] }).set(2);
