@@ -1,6 +1,6 @@
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -121,7 +121,10 @@ describe('workers: 2', () => {
   it('serves an entry one worker stored as a disk hit on another, with one origin fetch', async () => {
     const origin = await startOrigin(cacheable());
     origins.push(origin);
-    const lacquer = await startWorkers(origin.url, WITH_DISK, join(root, `disk-${files++}`));
+    const dir = join(root, `disk-${files++}`);
+    const lacquer = await startWorkers(origin.url, WITH_DISK, dir);
+    // The primary holds the directory for its workers.
+    expect(readFileSync(join(dir, 'lacquer.lock'), 'utf8').trim()).toBe(String(lacquer.child.pid));
     const first = await ask(lacquer.url, '/d');
     expect(first.headers['cache-status']).toContain('stored');
     // only-if-cached never goes to the origin: the other worker answers 504 until it knows of the entry, then a hit.
@@ -130,6 +133,9 @@ describe('workers: 2', () => {
     expect(other.headers['cache-status']).toContain('hit');
     expect(other.body).toBe('cached body');
     expect(origin.hits('/d')).toBe(1);
+    // Released once every worker has stopped, so the next Lacquer may use the directory.
+    expect(await lacquer.stop('SIGTERM')).toBe(0);
+    expect(existsSync(join(dir, 'lacquer.lock'))).toBe(false);
   });
 
   it('replaces a worker killed with SIGKILL, and its clients in flight get an error, not a hang', async () => {
