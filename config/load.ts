@@ -34,13 +34,14 @@ export interface LoadedConfig {
 const DEFAULT_FILE = 'proxy.config.yaml';
 
 /** Each override: the flag, the environment variable and the field they set. */
-const OVERRIDES: readonly { flag?: 'listen' | 'origin' | 'admin' | 'cache-dir'; env: string; path: readonly string[] }[] = [
+const OVERRIDES: readonly { flag?: 'listen' | 'origin' | 'admin' | 'cache-dir' | 'workers'; env: string; path: readonly string[] }[] = [
   { flag: 'listen', env: 'LACQUER_LISTEN', path: ['listen'] },
   { flag: 'origin', env: 'LACQUER_ORIGIN', path: ['origin', 'url'] },
   { flag: 'admin', env: 'LACQUER_ADMIN', path: ['admin'] },
   { env: 'LACQUER_LOG_LEVEL', path: ['log', 'level'] },
   { env: 'LACQUER_PURGE_TOKEN', path: ['purge', 'token'] },
   { flag: 'cache-dir', env: 'LACQUER_CACHE_DIR', path: ['cache', 'disk', 'path'] },
+  { flag: 'workers', env: 'LACQUER_WORKERS', path: ['workers'] },
 ];
 
 export function loadConfig(options: LoadOptions = {}): LoadedConfig {
@@ -73,6 +74,7 @@ interface Flags {
   origin?: string;
   admin?: string;
   'cache-dir'?: string;
+  workers?: string;
   help?: boolean;
 }
 
@@ -89,6 +91,7 @@ function parseFlags(argv: string[]): Flags {
         origin: { type: 'string' },
         admin: { type: 'string' },
         'cache-dir': { type: 'string' },
+        workers: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -246,6 +249,8 @@ Options:
       --admin HOST:PORT   the admin listener, /healthz and /readyz (default: ${admin})
       --cache-dir DIR     the disk tier's directory (default: ${d.cache.disk.path}, relative
                           to the working directory)
+      --workers N|auto    processes serving requests: 1 (default) runs one process;
+                          more, or auto (one per core), runs a primary and workers
   -h, --help              print this text and exit
 
 Environment:
@@ -254,6 +259,7 @@ Environment:
   LACQUER_ORIGIN      same as --origin        (sets origin.url)
   LACQUER_ADMIN       same as --admin         (sets admin)
   LACQUER_CACHE_DIR   same as --cache-dir     (sets cache.disk.path)
+  LACQUER_WORKERS     same as --workers       (sets workers)
   LACQUER_LOG_LEVEL   sets log.level: fatal, error, warn, info, debug, trace or
                       silent (default: ${d.log.level})
   LACQUER_PURGE_TOKEN sets purge.token, the bearer token purges must carry

@@ -287,7 +287,19 @@ const metricsSchema = mapping({
   enabled: flag().default(true),
 });
 
+const WORKERS_EXAMPLE = 'expected a whole number from 1 to 1024, or "auto" (one per available core)';
+
+/** A number, or its spelling in an environment variable or flag ("4"), or "auto". */
+const workers = () =>
+  z.unknown().transform((input, ctx): number | 'auto' => {
+    if (input === 'auto') return 'auto';
+    const value = typeof input === 'string' && /^\d+$/.test(input.trim()) ? Number(input.trim()) : input;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 1024) return failed(ctx, WORKERS_EXAMPLE);
+    return value;
+  });
+
 export const configSchema = mapping({
+  workers: workers().default(1),
   listen: address().prefault('127.0.0.1:8080'),
   admin: address().prefault('127.0.0.1:8081'),
   origin: section(originSchema.prefault({})),

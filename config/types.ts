@@ -124,7 +124,16 @@ export interface MetricsOptions {
   enabled: boolean;
 }
 
+/**
+ * Processes serving requests: 1 is a single process (no primary); N > 1 or
+ * "auto" (one per available core) starts a primary that runs that many
+ * workers sharing the listening sockets. Default 1. Read by the command
+ * (proxy/cli.ts); startLacquer itself always runs in the calling process.
+ */
+export type Workers = number | 'auto';
+
 export interface Config {
+  workers: Workers;
   listen: ListenAddress;
   admin: ListenAddress;
   origin: OriginOptions;

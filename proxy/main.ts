@@ -6,6 +6,7 @@ import { attachPurge } from '../purge/attach.js';
 import { TagIndex } from '../purge/tag-index.js';
 import { createObservability } from '../metrics/index.js';
 import { buildAdminServer } from './admin.js';
+import type { WorkerHooks } from './cluster/hooks.js';
 import { buildProxyServer } from './server.js';
 import { fanOut } from './store/fan-out.js';
 import { buildStore } from './store/build.js';
@@ -31,6 +32,8 @@ const SWEEP_INTERVAL_MS = 30_000;
 export interface StartOptions {
   /** Epoch milliseconds; tests move it by hand. Default Date.now. */
   readonly clock?: () => number;
+  /** Set in one of several workers (proxy/cluster/): shares the disk tier, purges and metrics with the others. */
+  readonly worker?: WorkerHooks;
 }
 
 export async function startLacquer(config: Config, options: StartOptions = {}): Promise<RunningLacquer> {
@@ -50,6 +53,7 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
     listener: fanOut([tagIndex, observability.storeListener(evictionTier)]),
     log: (message) => warn(message),
     onError: (error, context) => warn(context, error),
+    ...(options.worker && { diskSharing: options.worker.diskSharing }),
   });
   const store = built.store;
   const origin = new Origin(originUrl, config.origin);
@@ -67,7 +71,8 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
   const admin = buildAdminServer({ origin, logger });
   const purge = attachPurge({ config, index: tagIndex, store, invalidations: proxy.flow.invalidations, proxyApp: proxy.app, adminApp: admin, clock });
   const tiers = built.kind === 'tiered' ? [{ tier: 'memory', store: built.store.memory }, { tier: 'disk', store: built.store.disk }] : [{ tier: 'memory', store: built.store }];
-  observability.attach({ admin, logger: proxy.app.log, tiers, store, storeTier: built.kind, clock, authorize: purge.allows });
+  observability.attach({ admin, logger: proxy.app.log, tiers, store, storeTier: built.kind, clock, authorize: purge.allows, ...(options.worker && { scrape: options.worker.scrape }) });
+  options.worker?.attach({ purger: purge.purger, registry: observability.metrics?.registry, disk: built.kind === 'tiered' ? built.store.disk : undefined, proxyApp: proxy.app, adminApp: admin });
   warn = (message, error) => proxy.app.log.warn(error === undefined ? {} : { err: error }, message);
   if (built.kind === 'tiered') {
     const started = performance.now();

@@ -148,6 +148,7 @@ describe('parseDuration', () => {
 describe('defaults', () => {
   it('are the values documented in config/types.ts, in bytes and milliseconds', () => {
     const expected: Config = {
+      workers: 1,
       listen: { host: '127.0.0.1', port: 8080 },
       admin: { host: '127.0.0.1', port: 8081 },
       origin: { url: null, preserveHost: false, connections: 128, connectTimeout: 5_000, headersTimeout: 30_000, bodyTimeout: 30_000 },
@@ -588,5 +589,23 @@ describe('--help', () => {
     for (const value of ['127.0.0.1:8080', '127.0.0.1:8081', 'proxy.config.yaml', 'bundled example origin', 'default: info']) {
       expect(text).toContain(value);
     }
+  });
+});
+
+describe('workers', () => {
+  it('takes a whole number or "auto" from the file, the environment and --workers', () => {
+    expect(load({ cwd: tempDir('workers: 4\n') }).config.workers).toBe(4);
+    expect(load({ cwd: tempDir('workers: auto\n') }).config.workers).toBe('auto');
+    expect(load({ cwd: tempDir('workers: 4\n'), env: { LACQUER_WORKERS: '3' } }).config.workers).toBe(3);
+    expect(load({ cwd: tempDir('workers: 4\n'), env: { LACQUER_WORKERS: '3' }, argv: ['--workers', 'auto'] }).config.workers).toBe('auto');
+    expect(load({ cwd: tempDir('') }).config.workers).toBe(1);
+  });
+
+  it('rejects zero, fractions, negative numbers and words other than auto, naming the field', () => {
+    const message = 'expected a whole number from 1 to 1024, or "auto" (one per available core)';
+    for (const bad of ['0', '1.5', '-2', 'many', '2000']) {
+      expect(issuesFor(`workers: ${bad}\n`)).toEqual([{ path: 'workers', message: expect.stringContaining(message) }]);
+    }
+    expect(issuesFor('', { env: { LACQUER_WORKERS: 'two' } })[0]!.path).toBe('workers');
   });
 });
