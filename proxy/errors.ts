@@ -56,6 +56,19 @@ export function upstreamError(error: unknown): ProxyError {
   return new ProxyError('ORIGIN_BAD_RESPONSE', { cause: error });
 }
 
+/**
+ * The gateway error for a failure of the origin's connection, or undefined
+ * for anything else. A streamed origin body that fails before its first byte
+ * reaches the client surfaces as the reply's error: it is still the
+ * origin's failure (502/504), not ours (500).
+ */
+export function originTransportError(error: unknown): ProxyError | undefined {
+  if (error instanceof ProxyError) return error;
+  const code = errorCode(error);
+  if (code === undefined || !(TIMEOUT_CODES.has(code) || UNREACHABLE_CODES.has(code) || RESET_CODES.has(code))) return undefined;
+  return upstreamError(error);
+}
+
 function errorCode(error: unknown): string | undefined {
   let current: unknown = error;
   // undici wraps socket errors; the errno code may sit on the cause.

@@ -3,6 +3,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import type { Config } from '../config/types.js';
 import type { Delivery } from './deliver.js';
 import { requestChannel, type RequestEvent } from './events.js';
+import { originTransportError } from './errors.js';
 import { Flow, type FlowDependencies, type ProxyRequest } from './flow.js';
 import type { HeaderMap } from './http/headers.js';
 import { interimToForward } from './upstream/interim.js';
@@ -70,6 +71,14 @@ export function buildProxyServer(deps: FlowDependencies & { logger?: boolean | o
   });
 
   app.setErrorHandler((error, request, reply) => {
+    // Headers of the answer that failed (its Content-Length above all) must not frame this one.
+    for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
+    const gateway = originTransportError(error);
+    if (gateway !== undefined) {
+      request.log.warn({ err: error }, 'the origin failed before its answer reached the client');
+      void reply.code(gateway.status).header('content-type', 'text/plain; charset=utf-8').header('cache-control', 'no-store').send(`${gateway.message}\n`);
+      return;
+    }
     request.log.error({ err: error }, 'request failed inside the proxy');
     const status = typeof (error as { statusCode?: unknown }).statusCode === 'number' && (error as { statusCode: number }).statusCode < 500 ? (error as { statusCode: number }).statusCode : 500;
     void reply.code(status).header('content-type', 'text/plain; charset=utf-8').header('cache-control', 'no-store').send(status < 500 ? 'Bad Request\n' : 'Internal Server Error\n');

@@ -4,6 +4,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CACHE_FILE, LOCK_FILE, MARKER_CONTENT, MARKER_FILE, SUBDIR, TEMP_FILE } from './disk-files.js';
 import { decodeMeta, type MetaRecord } from './disk-format.js';
+import { checkSharedLock, lockDirectory } from './disk-lock.js';
+
+export { unlockDirectory } from './disk-lock.js';
 
 /** What the boot scan needs from the disk tier. */
 export interface ScanHost {
@@ -152,48 +155,3 @@ export async function claimDirectory(dir: string, sharedWith?: number): Promise<
   await lockDirectory(dir);
 }
 
-/**
- * One process per cache directory: another one's boot scan would take this
- * one's files in progress for crash leftovers. The lock names the holder's
- * pid; a lock whose process is gone (a crash) is taken over.
- */
-async function lockDirectory(dir: string): Promise<void> {
-  const path = join(dir, LOCK_FILE);
-  try {
-    await writeFile(path, `${process.pid}\n`, { flag: 'wx' });
-    return;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-  }
-  const holder = Number((await readText(path, 'utf8').catch(() => '')).trim());
-  if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
-    throw new Error(`${dir} is in use by another Lacquer process (pid ${holder}); give each process its own cache.disk.path`);
-  }
-  await unlink(path).catch(() => undefined);
-  await writeFile(path, `${process.pid}\n`, { flag: 'wx' });
-}
-
-/** A worker uses the directory its primary claimed: the lock must name that primary. */
-async function checkSharedLock(dir: string, holder: number): Promise<void> {
-  const named = Number((await readText(join(dir, LOCK_FILE), 'utf8').catch(() => '')).trim());
-  if (named !== holder) {
-    throw new Error(`${dir} is not locked by this worker's primary (pid ${holder}${named > 0 ? `; the lock names pid ${named}` : '; there is no lock'})`);
-  }
-}
-
-/** Releases the lock taken by claimDirectory. */
-export async function unlockDirectory(dir: string): Promise<void> {
-  const path = join(dir, LOCK_FILE);
-  const holder = Number((await readText(path, 'utf8').catch(() => '')).trim());
-  if (holder === process.pid) await unlink(path).catch(() => undefined);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists but belongs to someone else.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

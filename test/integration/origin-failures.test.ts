@@ -15,6 +15,23 @@ async function closedPort(): Promise<number> {
 }
 
 describe('origin failures', () => {
+  it('answers 502, not 500, when the origin dies after its headers and before any body byte is passed on', async () => {
+    const p = await rig.start((_request, response) => {
+      response.writeHead(200, { 'cache-control': 'no-store', 'content-length': '1000' });
+      response.flushHeaders();
+      setTimeout(() => response.destroy(), 5);
+    });
+    for (let i = 0; i < 5; i++) {
+      const outcome = await p.fetch(`/gone-${i}`).then(
+        (answer) => ({ status: answer.status, body: answer.body }),
+        () => ({ status: 'cut', body: '' }),
+      );
+      // Cut if the proxy had begun the answer; otherwise a gateway error, never an internal one.
+      expect(['cut', 502]).toContain(outcome.status);
+      if (outcome.status === 502) expect(outcome.body).toMatch(/origin closed the connection/);
+    }
+  });
+
   it('answers 502 when the origin refuses connections, and stays up', async () => {
     const proxy = await rig.startProxyTo(`http://127.0.0.1:${await closedPort()}`);
     const answer = await proxy.fetch('/x');

@@ -176,4 +176,45 @@ describe('disk tier files', () => {
     expect(taken.get('a')).toHaveLength(1);
     await taken.close();
   });
+
+  describe('the directory lock in containers, where every replica may be pid 1', () => {
+    async function refusal(dir: string): Promise<string | undefined> {
+      const errors: unknown[] = [];
+      const store = new DiskStore({ dir, maxSize: 1 << 20, maxObjectSize: 1 << 20, maxVariants: 4, clock: () => 1_000_000, onError: (error) => errors.push(error) });
+      await store.ready;
+      await store.close();
+      return errors.length === 0 ? undefined : String(errors[0]);
+    }
+
+    it('refuses a second store on the directory in the same process', async () => {
+      const dir = join(root, String(dirs++));
+      const first = openDisk(dir);
+      await first.ready;
+      expect(await refusal(dir)).toContain('in use by another store in this process');
+      await first.close();
+    });
+
+    it('refuses a lock with our own pid from another host while its holder refreshes it, and takes it over once it goes stale', async () => {
+      const { utimesSync, writeFileSync } = await import('node:fs');
+      const dir = join(root, String(dirs++));
+      const first = openDisk(dir);
+      await first.close();
+      const lock = join(dir, 'lacquer.lock');
+      writeFileSync(lock, `${process.pid} another-replica 0b5e\n`);
+      expect(await refusal(dir)).toContain(`pid ${process.pid} on another-replica`);
+      const longAgo = new Date(Date.now() - 120_000);
+      utimesSync(lock, longAgo, longAgo);
+      expect(await refusal(dir)).toBeUndefined();
+    });
+
+    it('takes over a lock with our own pid on this host left by an earlier run (a restart after a crash)', async () => {
+      const { writeFileSync } = await import('node:fs');
+      const { hostname } = await import('node:os');
+      const dir = join(root, String(dirs++));
+      const first = openDisk(dir);
+      await first.close();
+      writeFileSync(join(dir, 'lacquer.lock'), `${process.pid} ${hostname()} an-earlier-run\n`);
+      expect(await refusal(dir)).toBeUndefined();
+    });
+  });
 });
