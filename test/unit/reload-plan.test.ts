@@ -14,7 +14,7 @@ describe('planning a config reload', () => {
     next.key.headers = ['x-tenant'];
     const plan = planReload(running, next);
     expect(plan.applied).toEqual(['cache.defaultTtl', 'purge.token', 'purge.allow']);
-    expect(plan.needsRestart.sort()).toEqual(['cache.memory.maxSize', 'key.headers', 'listen.host', 'listen.port']);
+    expect([...plan.needsRestart].sort()).toEqual(['cache.memory.maxSize', 'key.headers', 'listen.host', 'listen.port']);
     expect(plan.config.cache.defaultTtl).toBe(60_000);
     expect(plan.config.purge.token).toBe('a-new-token-0123456789');
     expect(plan.config.listen).toEqual(running.listen);
