@@ -42,12 +42,11 @@ function configFile(yaml: string, file = join(root, `config-${files++}.yaml`)): 
   return file;
 }
 
-async function start(originUrl: string, file: string): Promise<LacquerProcess & { adminUrl: string }> {
+async function start(originUrl: string, file: string): Promise<LacquerProcess> {
   // LACQUER_LOG_LEVEL is cleared so the file's log.level is the one in force (and can be reloaded).
   const lacquer = await startLacquerProcess(['--origin', originUrl, '--config', file], { LACQUER_LOG_LEVEL: '' }, root);
   running.push(lacquer);
-  const adminUrl = /admin:\s+(http:\/\/\S+)/.exec(lacquer.output())![1]!;
-  return Object.assign(lacquer, { adminUrl });
+  return lacquer;
 }
 
 function refusesConnections(url: string): Promise<boolean> {
@@ -124,7 +123,7 @@ describe('SIGHUP', () => {
     const lacquer = await start(o.url, file);
 
     await fetchText(`${lacquer.url}/cached`);
-    expect((await fetchText(`${lacquer.url}/cached`)).headers['cache-status']).toContain('hit');
+    expect((await fetchText(`${lacquer.url}/cached`)).headers['cache-status']).toMatch(/; hit(;|$)/);
     await fetchText(`${lacquer.url}/plain`);
     await fetchText(`${lacquer.url}/plain`);
     expect(o.hits('/plain')).toBe(2); // no freshness information and defaultTtl 0: not stored
@@ -141,11 +140,11 @@ describe('SIGHUP', () => {
 
     // The cache survived the reload.
     const kept = await fetchText(`${lacquer.url}/cached`);
-    expect(kept.headers['cache-status']).toContain('hit');
+    expect(kept.headers['cache-status']).toMatch(/; hit(;|$)/);
     expect(o.hits('/cached')).toBe(1);
     // The new default TTL applies to responses stored from now on (on a new path: /plain is marked hit-for-miss for a while).
     await fetchText(`${lacquer.url}/plain-2`);
-    expect((await fetchText(`${lacquer.url}/plain-2`)).headers['cache-status']).toContain('hit');
+    expect((await fetchText(`${lacquer.url}/plain-2`)).headers['cache-status']).toMatch(/; hit(;|$)/);
     expect(o.hits('/plain-2')).toBe(1);
     // Only the new token purges.
     expect((await purge(lacquer.adminUrl, 'first-token-0123456789', '/nothing')).status).toBe(403);
@@ -172,7 +171,7 @@ describe('SIGHUP', () => {
 
     expect((await purge(lacquer.adminUrl, 'second-token-0123456789', '/nothing')).status).toBe(403);
     expect((await purge(lacquer.adminUrl, 'first-token-0123456789', '/nothing')).status).toBe(200);
-    expect((await fetchText(`${lacquer.url}/cached`)).headers['cache-status']).toContain('hit');
+    expect((await fetchText(`${lacquer.url}/cached`)).headers['cache-status']).toMatch(/; hit(;|$)/);
     expect(o.hits()).toBe(1);
     expect(lacquer.child.exitCode).toBeNull();
 
