@@ -27,7 +27,10 @@ const origins: TestOrigin[] = [];
 const cleanups: (() => void)[] = [];
 
 afterEach(async () => {
-  for (const lacquer of running.splice(0)) await lacquer.stop('SIGKILL');
+  const stopped = running.splice(0);
+  for (const lacquer of stopped) await lacquer.stop('SIGKILL');
+  // The CLI logs an unhandled rejection and keeps serving; here it is a failure.
+  for (const lacquer of stopped) expect(lacquer.output()).not.toContain('unhandled rejection');
   for (const origin of origins.splice(0)) await origin.close();
   for (const cleanup of cleanups.splice(0)) cleanup();
 });
