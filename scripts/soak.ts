@@ -23,7 +23,7 @@ import { expectedBody, startSoakOrigin, versionIn } from './soak/origin.js';
 const MiB = 1024 * 1024;
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = join(ROOT, 'dist/proxy/cli.js');
-/** The RSS allowed beyond cache.memory.maxSize (README, Soak); measured with 64 MiB: 266 MiB at most. */
+/** The RSS allowed beyond cache.memory.maxSize (README, Memory bound); with 64 MiB the soak measured 266 MiB at most (Node 20). */
 const CEILING_OVERHEAD = 256 * MiB;
 
 interface Options {
