@@ -1,4 +1,4 @@
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/types.js';
 import { startExampleOrigin } from '../examples/origin.js';
@@ -93,6 +93,7 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
     });
   }
 
+  const connections = trackConnections([proxy.app, admin]);
   const sweeper = setInterval(() => store.sweep(clock()), SWEEP_INTERVAL_MS);
   sweeper.unref();
 
@@ -132,11 +133,9 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
       const idle = setInterval(() => proxy.app.server.closeIdleConnections(), 50);
       let cutConnections = 0;
       const deadline = setTimeout(() => {
-        void Promise.all([openConnections(proxy.app), openConnections(admin)]).then(([a, b]) => {
-          cutConnections = a + b;
-          proxy.app.server.closeAllConnections();
-          admin.server.closeAllConnections();
-        });
+        cutConnections = connections.size;
+        proxy.app.server.closeAllConnections();
+        admin.server.closeAllConnections();
       }, drainTimeoutMs);
       await Promise.allSettled([proxy.app.close(), admin.close()]).finally(() => {
         clearInterval(idle);
@@ -153,8 +152,16 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
   };
 }
 
-function openConnections(app: FastifyInstance): Promise<number> {
-  return new Promise((done) => app.server.getConnections((error, count) => done(error ? 0 : count)));
+/** Open client connections to the listeners, so a drain that runs out of time can say how many it cut. */
+function trackConnections(apps: readonly FastifyInstance[]): Set<Socket> {
+  const open = new Set<Socket>();
+  for (const app of apps) {
+    app.server.on('connection', (socket: Socket) => {
+      open.add(socket);
+      socket.once('close', () => open.delete(socket));
+    });
+  }
+  return open;
 }
 
 /** Waits for `work`, or past `ms` runs `fallback` and waits for that instead. */
