@@ -298,6 +298,20 @@ const workers = () =>
     return value;
   });
 
+const limitsSchema = mapping({
+  headersTimeout: timeout().prefault('15s'),
+  requestTimeout: timeout().prefault('5m'),
+}).superRefine((limits, ctx) => {
+  // Node refuses a header timeout longer than a (non-zero) request timeout: the headers are part of the request.
+  if (limits.requestTimeout > 0 && limits.headersTimeout > limits.requestTimeout) {
+    ctx.addIssue({ code: 'custom', path: ['headersTimeout'], message: 'limits.headersTimeout must not be longer than limits.requestTimeout' });
+  }
+});
+
+const shutdownSchema = mapping({
+  drainTimeout: timeout().prefault('10s'),
+});
+
 export const configSchema = mapping({
   workers: workers().default(1),
   listen: address().prefault('127.0.0.1:8080'),
@@ -310,6 +324,8 @@ export const configSchema = mapping({
   purge: section(purgeSchema.prefault({})),
   log: section(logSchema.prefault({})),
   metrics: section(metricsSchema.prefault({})),
+  limits: section(limitsSchema.prefault({})),
+  shutdown: section(shutdownSchema.prefault({})),
 });
 
 // A compile-time guard: the schema's output is exactly the Config every module receives.

@@ -132,6 +132,24 @@ export interface MetricsOptions {
  */
 export type Workers = number | 'auto';
 
+export interface LimitOptions {
+  /**
+   * Time a client has to send its whole request head; a client dribbling
+   * headers (slowloris) is answered 408 and disconnected after it. 0 = none. Default 15s.
+   */
+  headersTimeout: number;
+  /** Time a client has to send its whole request, head and body. 0 = none. Default 5m. */
+  requestTimeout: number;
+}
+
+export interface ShutdownOptions {
+  /**
+   * On SIGTERM/SIGINT, how long in-flight requests may run before their
+   * connections are closed and the process exits. Default 10s.
+   */
+  drainTimeout: number;
+}
+
 export interface Config {
   workers: Workers;
   listen: ListenAddress;
@@ -144,4 +162,6 @@ export interface Config {
   purge: PurgeOptions;
   log: LogOptions;
   metrics: MetricsOptions;
+  limits: LimitOptions;
+  shutdown: ShutdownOptions;
 }

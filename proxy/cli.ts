@@ -3,6 +3,7 @@ import { ConfigError } from '../config/errors.js';
 import { helpText, loadConfig } from '../config/load.js';
 import { roleOf, runClustered } from './cluster/index.js';
 import { startLacquer, type RunningLacquer } from './main.js';
+import { handleSignals } from './process/signals.js';
 
 /**
  * The `lacquer` command: load and validate the config (exit 2 on a bad
@@ -13,9 +14,10 @@ const EXIT_CONFIG = 2;
 const EXIT_STARTUP = 1;
 
 async function run(): Promise<void> {
+  const loadOptions = { argv: process.argv.slice(2), env: process.env, cwd: process.cwd() };
   let loaded;
   try {
-    loaded = loadConfig({ argv: process.argv.slice(2), env: process.env, cwd: process.cwd() });
+    loaded = loadConfig(loadOptions);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.format()}\n`);
@@ -30,7 +32,7 @@ async function run(): Promise<void> {
 
   // workers: N > 1 or auto: this process is the primary, or one of its workers (proxy/cluster/).
   const role = roleOf(loaded.config);
-  if (role !== 'single') return runClustered(role, loaded.config, loaded.file);
+  if (role !== 'single') return runClustered(role, loaded.config, loaded.file, () => loadConfig(loadOptions).config);
 
   let running: RunningLacquer;
   try {
@@ -42,21 +44,11 @@ async function run(): Promise<void> {
 
   if (loaded.config.log.level !== 'silent') printBanner(running, loaded.file);
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    process.stderr.write(`lacquer: ${signal} received, draining\n`);
-    running.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        process.stderr.write(`lacquer: error while stopping: ${String(error)}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  handleSignals(running, {
+    loadConfig: () => loadConfig(loadOptions).config,
+    log: (line) => process.stderr.write(`${line}\n`),
+    exit: (code) => process.exit(code),
+  });
 }
 
 function printBanner(running: RunningLacquer, file: string | null): void {

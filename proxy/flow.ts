@@ -78,8 +78,8 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PROPFIND', 'SE
 
 export class Flow {
   readonly #deps: FlowDependencies;
-  readonly #config: Config;
-  readonly #policy: PolicyOptions;
+  #config: Config;
+  #policy: PolicyOptions;
   readonly #waiting = new WaitingList<FillResult>();
   readonly #hitForMiss = new HitForMiss();
   readonly invalidations = new Invalidations();
@@ -91,14 +91,24 @@ export class Flow {
   constructor(deps: FlowDependencies) {
     this.#deps = deps;
     this.#config = deps.config;
-    this.#policy = {
-      cache: deps.config.cache,
-      tags: deps.config.tags,
-      keepWithValidators: KEEP_WITH_VALIDATORS_MS,
-      random: deps.random ?? Math.random,
-    };
+    this.#policy = this.#policyFor(deps.config);
     this.#via = `1.1 ${deps.config.cache.name}`;
     this.#strip = deps.config.request.stripHeaders.filter((name) => !deps.config.key.headers.includes(name));
+  }
+
+  /**
+   * Takes a reloaded config for the decisions made per request (lifetimes,
+   * stale windows, hit-for-miss, request Cache-Control). The caller
+   * (proxy/process/reload.ts) only changes fields that are read per request;
+   * entries already stored keep the times computed when they were stored.
+   */
+  reconfigure(config: Config): void {
+    this.#config = config;
+    this.#policy = this.#policyFor(config);
+  }
+
+  #policyFor(config: Config): PolicyOptions {
+    return { cache: config.cache, tags: config.tags, keepWithValidators: KEEP_WITH_VALIDATORS_MS, random: this.#deps.random ?? Math.random };
   }
 
   async handle(received: ProxyRequest): Promise<Delivery> {

@@ -1,4 +1,4 @@
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/types.js';
 import { startExampleOrigin } from '../examples/origin.js';
@@ -11,6 +11,7 @@ import { buildProxyServer } from './server.js';
 import { fanOut } from './store/fan-out.js';
 import { buildStore } from './store/build.js';
 import { Origin } from './upstream/origin.js';
+import { planReload, type ReloadPlan } from './process/reload.js';
 
 /**
  * The composition root: builds the store, the origin transport, the proxy
@@ -23,8 +24,22 @@ export interface RunningLacquer {
   readonly originUrl: string;
   /** True when no origin was configured and the bundled example origin was started. */
   readonly exampleOrigin: boolean;
-  /** Stops accepting requests, lets in-flight ones finish, then releases everything. */
-  close(): Promise<void>;
+  /** The config in force: the one started with, plus any reloaded fields. */
+  readonly config: Config;
+  /**
+   * Stops accepting requests and lets in-flight ones finish for up to
+   * `drainTimeoutMs` (default: the config's shutdown.drainTimeout); then
+   * closes the connections still open, and releases everything.
+   */
+  close(options?: { readonly drainTimeoutMs?: number }): Promise<DrainReport>;
+  /** Applies the reloadable fields of a validated config (proxy/process/reload.ts); the cache is kept. */
+  reload(next: Config): ReloadPlan;
+}
+
+export interface DrainReport {
+  /** Connections still open at the deadline, closed without waiting further (0 when the drain finished in time). */
+  readonly cutConnections: number;
+  readonly ms: number;
 }
 
 const SWEEP_INTERVAL_MS = 30_000;
@@ -83,6 +98,7 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
     });
   }
 
+  const connections = trackConnections([proxy.app, admin]);
   const sweeper = setInterval(() => store.sweep(clock()), SWEEP_INTERVAL_MS);
   sweeper.unref();
 
@@ -96,22 +112,69 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
     throw error;
   }
 
+  let current = config;
   return {
     proxyUrl: urlOf(proxy.app),
     adminUrl: urlOf(admin),
     originUrl,
     exampleOrigin: example !== undefined,
-    close: async () => {
+    get config() {
+      return current;
+    },
+    reload: (next) => {
+      const plan = planReload(current, next);
+      current = plan.config;
+      proxy.flow.reconfigure(current);
+      purge.setAccess(current.purge);
+      // A logger that was off at start ('silent' builds none) stays off: Fastify cannot add one later.
+      if (logger !== false) for (const app of [proxy.app, admin]) app.log.level = current.log.level;
+      return plan;
+    },
+    close: async (options = {}) => {
+      const started = performance.now();
+      const drainTimeoutMs = options.drainTimeoutMs ?? current.shutdown.drainTimeout;
       clearInterval(sweeper);
       // A keep-alive connection whose streamed answer ends during the drain is closed then, not after the keep-alive timeout.
       const idle = setInterval(() => proxy.app.server.closeIdleConnections(), 50);
-      await Promise.allSettled([proxy.app.close(), admin.close()]).finally(() => clearInterval(idle));
+      let cutConnections = 0;
+      const deadline = setTimeout(() => {
+        cutConnections = connections.size;
+        proxy.app.server.closeAllConnections();
+        admin.server.closeAllConnections();
+      }, drainTimeoutMs);
+      await Promise.allSettled([proxy.app.close(), admin.close()]).finally(() => {
+        clearInterval(idle);
+        clearTimeout(deadline);
+      });
       observability.close();
-      await origin.close();
+      // Fills and refreshes whose clients are gone may still be reading from the origin; past the deadline they are cut.
+      if (cutConnections > 0) await origin.destroy();
+      else await withDeadline(origin.close(), Math.max(0, drainTimeoutMs - (performance.now() - started)), () => origin.destroy());
       await example?.close();
       await store.close();
+      return { cutConnections, ms: performance.now() - started };
     },
   };
+}
+
+/** Open client connections to the listeners, so a drain that runs out of time can say how many it cut. */
+function trackConnections(apps: readonly FastifyInstance[]): Set<Socket> {
+  const open = new Set<Socket>();
+  for (const app of apps) {
+    app.server.on('connection', (socket: Socket) => {
+      open.add(socket);
+      socket.once('close', () => open.delete(socket));
+    });
+  }
+  return open;
+}
+
+/** Waits for `work`, or past `ms` runs `fallback` and waits for that instead. */
+async function withDeadline(work: Promise<void>, ms: number, fallback: () => Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((done) => (timer = setTimeout(() => done('late'), ms)));
+  const outcome = await Promise.race([work.then(() => 'done' as const), late]).finally(() => clearTimeout(timer));
+  if (outcome === 'late') await fallback();
 }
 
 function urlOf(app: FastifyInstance): string {

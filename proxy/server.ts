@@ -33,6 +33,9 @@ export function buildProxyServer(deps: FlowDependencies & { logger?: boolean | o
     return503OnClosing: true,
     // Bodies are streamed to the origin untouched, so Fastify never buffers them.
     bodyLimit: Number.MAX_SAFE_INTEGER,
+    // Fastify sets the server's requestTimeout itself after creating it; the rest goes to http.createServer.
+    requestTimeout: deps.config.limits.requestTimeout,
+    http: clientTimeouts(deps.config.limits),
   });
 
   for (const method of METHODS) if (!app.supportedMethods.includes(method)) app.addHttpMethod(method, { hasBody: true });
@@ -85,6 +88,21 @@ export function buildProxyServer(deps: FlowDependencies & { logger?: boolean | o
   });
 
   return { app, flow };
+}
+
+/**
+ * Node answers 408 and closes a connection whose request head has not fully
+ * arrived within headersTimeout (the slowloris defence), but only notices on
+ * its periodic connection check (30 s by default), so the check runs often
+ * enough for the bound to hold within a fraction of itself.
+ */
+function clientTimeouts(limits: Config['limits']): { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number } {
+  const shortest = Math.min(...[limits.headersTimeout, limits.requestTimeout].filter((ms) => ms > 0), 30_000);
+  return {
+    headersTimeout: limits.headersTimeout,
+    requestTimeout: limits.requestTimeout,
+    connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(shortest / 4))),
+  };
 }
 
 function hasBody(request: FastifyRequest): boolean {

@@ -32,11 +32,14 @@ export interface AttachedPurge {
   readonly authorizer: Authorizer;
   /** The same check as purge, for other guarded admin routes (explain). */
   readonly allows: (request: FastifyRequest) => boolean;
+  /** Replaces who may purge (a config reload); requests already authorized are not affected. */
+  setAccess(access: { readonly token: string | null; readonly allow: readonly string[] }): void;
 }
 
 export function attachPurge(parts: PurgeParts): AttachedPurge {
   const { config } = parts;
-  const authorizer = createAuthorizer({ token: config.purge.token, allow: config.purge.allow });
+  let current = createAuthorizer({ token: config.purge.token, allow: config.purge.allow });
+  const authorizer: Authorizer = { authorize: (request) => current.authorize(request) };
   const log = parts.adminApp.log;
   const purger = new Purger({
     store: parts.store,
@@ -50,5 +53,12 @@ export function attachPurge(parts: PurgeParts): AttachedPurge {
   });
   if (config.purge.method) parts.proxyApp.addHook('onRequest', purgeMethodHook({ purger, authorizer, tagHeader: config.purge.tagHeader }));
   void parts.adminApp.register(purgeRoutes({ purger, authorizer, maxBodySize: config.purge.maxBodySize }));
-  return { purger, authorizer, allows: allowedLikePurge(authorizer) };
+  return {
+    purger,
+    authorizer,
+    allows: allowedLikePurge(authorizer),
+    setAccess: (access) => {
+      current = createAuthorizer(access);
+    },
+  };
 }

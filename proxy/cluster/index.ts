@@ -16,8 +16,12 @@ export function roleOf(config: Config): Role {
   return workerCount(config.workers, availableParallelism()) > 1 ? 'primary' : 'single';
 }
 
-/** Runs the primary or a worker (the CLI calls it for any role but 'single'). */
-export function runClustered(role: Exclude<Role, 'single'>, config: Config, file: string | null): Promise<void> {
-  if (role === 'worker') return runWorker(config);
+/**
+ * Runs the primary or a worker (the CLI calls it for any role but 'single').
+ * `reloadConfig` reads the config again as at start, for SIGHUP: a worker
+ * runs the same command line with the same environment as its primary.
+ */
+export function runClustered(role: Exclude<Role, 'single'>, config: Config, file: string | null, reloadConfig: () => Config): Promise<void> {
+  if (role === 'worker') return runWorker(config, reloadConfig);
   return runPrimary({ config, file, workers: workerCount(config.workers, availableParallelism()) });
 }

@@ -9,6 +9,9 @@ import { restartDelay, type BackoffOptions } from './backoff.js';
 import { Gatherer } from './gather.js';
 import { isWorkerMessage, WORKER_ENV, type PrimaryMessage, type WorkerMessage } from './messages.js';
 
+/** How long past the drain deadline a worker may take to exit before the primary kills it. */
+const STUCK_GRACE_MS = 5_000;
+
 export interface PrimaryOptions {
   readonly config: Config;
   /** The config file read, for the banner. */
@@ -193,6 +196,16 @@ export async function runPrimary(options: PrimaryOptions): Promise<void> {
       clearTimeout(slot.restart);
       slot.worker?.process.kill('SIGTERM');
     }
+    // Each worker closes what is still in flight at shutdown.drainTimeout; one that is still there well after it is stuck.
+    const stuck = setTimeout(() => {
+      for (const slot of slots) {
+        if (slot.worker === undefined) continue;
+        fail(`worker ${slot.slot} (pid ${slot.worker.process.pid}) did not exit after the drain deadline; killing it`);
+        exitCode = 1;
+        slot.worker.process.kill('SIGKILL');
+      }
+    }, config.shutdown.drainTimeout + STUCK_GRACE_MS);
+    stuck.unref();
     maybeDone();
   };
   process.on('SIGTERM', () => shutdown(0, 'SIGTERM received'));

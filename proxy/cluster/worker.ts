@@ -1,15 +1,18 @@
 import cluster from 'node:cluster';
 import type { Config } from '../../config/types.js';
 import { startLacquer, type RunningLacquer } from '../main.js';
+import { handleSignals } from '../process/signals.js';
 import { PrimaryLink } from './link.js';
 import { WORKER_ENV, WORKER_HEADER_ENV } from './messages.js';
 
 /**
  * One worker process: Lacquer as in single-process mode, linked to the
- * primary. It drains on SIGTERM or SIGINT (RunningLacquer.close) and exits
- * 0. If the primary dies, Node's cluster ends the worker at once.
+ * primary, answering the signals the primary forwards as a single process
+ * does (proxy/process/signals.ts): SIGTERM/SIGINT drain within
+ * shutdown.drainTimeout and exit 0, SIGHUP reloads the config. If the
+ * primary dies, Node's cluster ends the worker at once.
  */
-export async function runWorker(config: Config, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+export async function runWorker(config: Config, reloadConfig: () => Config, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const slot = Number(env[WORKER_ENV.slot] ?? 0);
   const since = Number(env[WORKER_ENV.since] ?? Date.now());
   const say = (message: string) => process.stderr.write(`lacquer worker ${slot}: ${message}\n`);
@@ -33,21 +36,9 @@ export async function runWorker(config: Config, env: NodeJS.ProcessEnv = process
   }
   link.up({ proxyUrl: running.proxyUrl, adminUrl: running.adminUrl, originUrl: running.originUrl, exampleOrigin: running.exampleOrigin });
 
-  let stopping = false;
-  const stop = (why: string) => {
-    if (stopping) return;
-    stopping = true;
-    if (config.log.level !== 'silent') say(`${why}, draining`);
-    running.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        say(`error while stopping: ${String(error)}`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM received'));
-  process.on('SIGINT', () => stop('SIGINT received'));
-  // The primary forwards SIGHUP; without a handler it would end the worker. Reloading is joined here later.
-  process.on('SIGHUP', () => say('SIGHUP received; a worker reloads nothing yet'));
+  handleSignals(running, {
+    loadConfig: reloadConfig,
+    log: (line) => say(line.replace(/^lacquer: /, '')),
+    exit: (code) => process.exit(code),
+  });
 }

@@ -79,6 +79,11 @@ export class Origin {
   async close(): Promise<void> {
     await this.#pool.close();
   }
+
+  /** Aborts whatever is still in flight and closes every socket: the end of a drain that ran out of time. */
+  async destroy(): Promise<void> {
+    await this.#pool.destroy();
+  }
 }
 
 function ignoreError(): void {}

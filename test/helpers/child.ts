@@ -7,6 +7,7 @@ const CLI = resolve('dist/proxy/cli.js');
 export interface LacquerProcess {
   readonly child: ChildProcess;
   readonly url: string;
+  readonly adminUrl: string;
   /** Everything the process wrote to stdout and stderr so far. */
   output(): string;
   /** Resolves when a line containing `text` has been written. */
@@ -15,12 +16,23 @@ export interface LacquerProcess {
   stop(signal: NodeJS.Signals): Promise<number | null>;
 }
 
+export interface ProcessOptions {
+  /** Run as this user and group (the tests run as root, for whom file modes do not stop writes). */
+  readonly uid?: number;
+  readonly gid?: number;
+  /** A command that runs node, such as ['prlimit', '--fsize=65536']. */
+  readonly wrapper?: readonly string[];
+}
+
 /** Starts `lacquer` as a real child process on a free loopback port and waits for its banner. */
-export async function startLacquerProcess(args: string[], env: Record<string, string> = {}, cwd?: string): Promise<LacquerProcess> {
-  const child = spawn(process.execPath, [CLI, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...args], {
+export async function startLacquerProcess(args: string[], env: Record<string, string> = {}, cwd?: string, options: ProcessOptions = {}): Promise<LacquerProcess> {
+  const command = [...(options.wrapper ?? []), process.execPath, CLI, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...args];
+  const child = spawn(command[0]!, command.slice(1), {
     env: { ...process.env, LACQUER_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(cwd && { cwd }),
+    ...(options.uid !== undefined && { uid: options.uid }),
+    ...(options.gid !== undefined && { gid: options.gid }),
   });
   let out = '';
   child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
@@ -36,9 +48,11 @@ export async function startLacquerProcess(args: string[], env: Record<string, st
   };
   await waitFor('admin:');
   const url = /listening on (http:\/\/\S+)/.exec(out)![1]!;
+  const adminUrl = /admin:\s+(http:\/\/\S+)/.exec(out)![1]!;
   return {
     child,
     url,
+    adminUrl,
     output: () => out,
     waitFor,
     stop: async (signal) => {

@@ -9,10 +9,13 @@ export interface RawOrigin {
   readonly url: string;
   /** How many request heads reached it. */
   hits(): number;
+  /** Sockets open on the origin's side right now. */
+  connections(): number;
   close(): Promise<void>;
 }
 
-export async function startRawOrigin(reply: (socket: Socket, count: number) => void): Promise<RawOrigin> {
+/** `head` is the request head as received (request line and header lines), for answers that depend on the path. */
+export async function startRawOrigin(reply: (socket: Socket, count: number, head: string) => void): Promise<RawOrigin> {
   let count = 0;
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
@@ -25,7 +28,7 @@ export async function startRawOrigin(reply: (socket: Socket, count: number) => v
       if (!head.includes('\r\n\r\n')) return;
       socket.off('data', onData);
       count += 1;
-      reply(socket, count);
+      reply(socket, count, head);
     };
     socket.on('data', onData);
   });
@@ -34,6 +37,7 @@ export async function startRawOrigin(reply: (socket: Socket, count: number) => v
   return {
     url: `http://127.0.0.1:${port}`,
     hits: () => count,
+    connections: () => sockets.size,
     close: () =>
       new Promise<void>((resolve) => {
         for (const socket of sockets) socket.destroy();

@@ -225,13 +225,17 @@ describe('workers: 2', () => {
     }
   });
 
-  it('passes SIGHUP on to the workers, which keep serving', async () => {
+  it('passes SIGHUP on to the workers, each of which reloads the config and keeps serving', async () => {
     const origin = await startOrigin(cacheable());
     origins.push(origin);
     const lacquer = await startWorkers(origin.url, MEMORY_ONLY);
+    // The config file the workers were started with (the last one written) gains a purge token.
+    writeFileSync(join(root, `config-${files - 1}.yaml`), `${MEMORY_ONLY}purge:\n  token: a-token-set-on-reload\n`);
     lacquer.child.kill('SIGHUP');
-    for (const slot of [1, 2]) await lacquer.waitFor(`lacquer worker ${slot}: SIGHUP received`);
+    for (const slot of [1, 2]) await lacquer.waitFor(`lacquer worker ${slot}: config reloaded: purge.token`);
     await untilEveryWorker(lacquer.url, '/h', {}, (answer) => answer.status === 200);
+    // Every worker now wants the token: a PURGE from loopback without it is refused wherever it lands.
+    for (let i = 0; i < 6; i++) expect((await fetch(`${lacquer.url}/h`, { method: 'PURGE' })).status).toBe(401);
     expect(lacquer.output()).not.toContain('exited');
   });
 

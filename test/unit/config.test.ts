@@ -189,6 +189,8 @@ describe('defaults', () => {
       purge: { token: null, allow: [], method: true, tagHeader: 'surrogate-key', maxBodySize: 64 * 1024 },
       log: { level: 'info' },
       metrics: { enabled: true },
+      limits: { headersTimeout: 15_000, requestTimeout: 300_000 },
+      shutdown: { drainTimeout: 10_000 },
     };
     expect(defaults()).toStrictEqual(expected);
   });
