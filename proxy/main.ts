@@ -5,7 +5,8 @@ import { startExampleOrigin } from '../examples/origin.js';
 import { attachPurge } from '../purge/attach.js';
 import { TagIndex } from '../purge/tag-index.js';
 import { createObservability } from '../metrics/index.js';
-import { buildAdminServer } from './admin.js';
+import { attachRedis, type AttachedRedis } from '../redis/attach.js';
+import { buildAdminServer, type ReadinessPart } from './admin.js';
 import { buildProxyServer } from './server.js';
 import { fanOut } from './store/fan-out.js';
 import { buildStore } from './store/build.js';
@@ -64,7 +65,8 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
       proxy.app.log.warn({ err: error, context }, context);
     },
   });
-  const admin = buildAdminServer({ origin, logger });
+  const readiness: (() => ReadinessPart)[] = [];
+  const admin = buildAdminServer({ origin, logger, parts: () => readiness.map((part) => part()) });
   const purge = attachPurge({ config, index: tagIndex, store, invalidations: proxy.flow.invalidations, proxyApp: proxy.app, adminApp: admin, clock });
   const tiers = built.kind === 'tiered' ? [{ tier: 'memory', store: built.store.memory }, { tier: 'disk', store: built.store.disk }] : [{ tier: 'memory', store: built.store }];
   observability.attach({ admin, logger: proxy.app.log, tiers, store, storeTier: built.kind, clock, authorize: purge.allows });
@@ -78,6 +80,19 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
     });
   }
 
+  let redis: AttachedRedis | undefined;
+  if (config.redis.url !== null) {
+    // A tag purge finds entries through the index, which the disk tier rebuilds at boot: catch up on purges only once it is whole.
+    if (built.kind === 'tiered') await built.store.ready;
+    const log = admin.log;
+    redis = attachRedis({ config, purger: purge.purger, cacheDir: built.kind === 'tiered' ? built.dir : undefined, log: { info: (details, message) => log.info(details, message), warn: (details, message) => log.warn(details, message) } });
+    readiness.push(redis.readiness);
+    observability.watchRelay(() => redis!.stream.status());
+    // Catch up before serving, so entries purged elsewhere while this instance was away are not served; without Redis, serve anyway (as a connected instance does during an outage) and catch up when it returns.
+    const caughtUp = await redis.stream.caughtUp(config.redis.connectTimeout);
+    log.info({ instanceId: redis.instanceId, caughtUp }, caughtUp ? 'redis: purge stream read to its end' : 'redis: not reachable yet; serving from local tiers, purges will follow');
+  }
+
   const sweeper = setInterval(() => store.sweep(clock()), SWEEP_INTERVAL_MS);
   sweeper.unref();
 
@@ -87,7 +102,7 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
   } catch (error) {
     clearInterval(sweeper);
     observability.close();
-    await Promise.allSettled([proxy.app.close(), admin.close(), origin.close(), example?.close(), store.close()]);
+    await Promise.allSettled([proxy.app.close(), admin.close(), origin.close(), example?.close(), redis?.close(), store.close()]);
     throw error;
   }
 
@@ -101,6 +116,8 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
       // A keep-alive connection whose streamed answer ends during the drain is closed then, not after the keep-alive timeout.
       const idle = setInterval(() => proxy.app.server.closeIdleConnections(), 50);
       await Promise.allSettled([proxy.app.close(), admin.close()]).finally(() => clearInterval(idle));
+      // Purges made during the drain are still published; then the connections go.
+      await redis?.close();
       observability.close();
       await origin.close();
       await example?.close();

@@ -188,6 +188,16 @@ describe('defaults', () => {
       purge: { token: null, allow: [], method: true, tagHeader: 'surrogate-key', maxBodySize: 64 * 1024 },
       log: { level: 'info' },
       metrics: { enabled: true },
+      redis: {
+        url: null,
+        username: null,
+        password: null,
+        tls: { ca: null, cert: null, key: null, servername: null, rejectUnauthorized: true },
+        keyPrefix: 'lacquer:',
+        instanceId: null,
+        connectTimeout: 5_000,
+        purge: { retention: 100_000, queueSize: 10_000 },
+      },
     };
     expect(defaults()).toStrictEqual(expected);
   });

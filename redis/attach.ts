@@ -1,0 +1,66 @@
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import type { Config } from '../config/types.js';
+import type { Purger } from '../purge/purger.js';
+import type { ReadinessPart } from '../proxy/admin.js';
+import { createRedisClient } from './connection.js';
+import { fileCursor, memoryCursor } from './cursor-file.js';
+import { PurgeStream, type RelayLog } from './purge-stream.js';
+
+/**
+ * Wires purge propagation through Redis into a running composition: two
+ * clients (one blocks on the stream), the stream relay added to the
+ * purger, the position kept in the disk tier's directory when there is
+ * one. Called by proxy/main.ts when `redis.url` is set, after the disk
+ * tier's index is rebuilt (a tag purge finds only indexed entries).
+ */
+
+export interface AttachedRedis {
+  readonly stream: PurgeStream;
+  readonly instanceId: string;
+  readonly readiness: () => ReadinessPart;
+  close(): Promise<void>;
+}
+
+export interface RedisParts {
+  readonly config: Config;
+  readonly purger: Purger;
+  /** The disk tier's directory, when the disk tier is enabled. */
+  readonly cacheDir: string | undefined;
+  readonly log: RelayLog;
+}
+
+/** The configured id, else host name and listen port; a port of 0 (chosen at listen) gets a random suffix so two such instances differ. */
+export function instanceIdFor(config: Config): string {
+  if (config.redis.instanceId !== null) return config.redis.instanceId;
+  const port = config.listen.port;
+  return port === 0 ? `${hostname()}:0:${randomUUID().slice(0, 8)}` : `${hostname()}:${port}`;
+}
+
+export function attachRedis(parts: RedisParts): AttachedRedis {
+  const { config } = parts;
+  const instanceId = instanceIdFor(config);
+  const stream = new PurgeStream({
+    client: createRedisClient(config.redis, `lacquer-${instanceId}`),
+    reader: createRedisClient(config.redis, `lacquer-${instanceId}-reader`),
+    keyPrefix: config.redis.keyPrefix,
+    instanceId,
+    retention: config.redis.purge.retention,
+    queueSize: config.redis.purge.queueSize,
+    commandTimeoutMs: config.redis.connectTimeout,
+    apply: (purge) => parts.purger.applyRelayed(purge),
+    positions: parts.cacheDir === undefined ? memoryCursor() : fileCursor(parts.cacheDir),
+    log: parts.log,
+  });
+  parts.purger.addRelay(stream);
+  stream.start();
+  return {
+    stream,
+    instanceId,
+    readiness: () => {
+      const status = stream.status();
+      return { name: 'redis', degraded: !status.connected || !status.caughtUp || status.queued > 0, detail: { ...status } };
+    },
+    close: () => stream.close(),
+  };
+}
