@@ -1,3 +1,4 @@
+import { createClient } from 'redis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../config/types.js';
 import { startLacquer, type RunningLacquer } from '../../proxy/main.js';
@@ -43,13 +44,14 @@ async function redisServer(options: { persistDir?: string } = {}): Promise<TestR
   return server;
 }
 
-function configFor(redis: TestRedis, instanceId: string, extra: { cacheDir?: string; retention?: number } = {}): Config {
+function configFor(redis: TestRedis, instanceId: string, extra: { cacheDir?: string; retention?: number; queueSize?: number } = {}): Config {
   const config = wholeLacquerConfig(origin.url);
   config.redis.url = redis.url;
   config.redis.instanceId = instanceId;
   // Each test's Redis is fresh, but a prefix per test keeps even a reused port from mixing streams.
   config.redis.keyPrefix = `t${redis.port}:`;
   if (extra.retention !== undefined) config.redis.purge.retention = extra.retention;
+  if (extra.queueSize !== undefined) config.redis.purge.queueSize = extra.queueSize;
   if (extra.cacheDir !== undefined) {
     config.cache.disk.enabled = true;
     config.cache.disk.path = extra.cacheDir;
@@ -206,6 +208,38 @@ describe('purges shared through a Redis Stream', () => {
     b = await start(configFor(redis, 'b', { cacheDir, retention: 100 }));
     expect(await get(b, '/blue')).not.toBe(blue);
     expect((await fetchText(`${b.adminUrl}/metrics`)).body).toMatch(/^lacquer_purge_relay_resyncs_total\{reason="trimmed"\} 1$/m);
+  });
+
+  it('purges queued past the bound fold into one purge of everything, so the others still miss nothing', async () => {
+    const redis = await redisServer({ persistDir: tempDir('lacquer-redis-fold-') });
+    const a = await start(configFor(redis, 'a', { queueSize: 2 }));
+    const b = await start(configFor(redis, 'b'));
+    const blue = await get(b, '/blue');
+    await redis.stop('SIGTERM');
+    for (const tag of ['x', 'y', 'z']) expect((await purge(a, { tags: [tag] })).status).toBe(200);
+    expect((await readyz(a)).body['redis']).toMatchObject({ queued: 1 });
+    expect((await fetchText(`${a.adminUrl}/metrics`)).body).toMatch(/^lacquer_purge_relay_folded_total 1$/m);
+    await redis.start();
+    // No purge named /blue, but one of those three might have: B purges everything.
+    await untilChanged(b, '/blue', blue, 20_000);
+  });
+
+  it('passes over a stream entry that is not a purge and goes on applying the rest', async () => {
+    const redis = await redisServer();
+    const a = await start(configFor(redis, 'a'));
+    const b = await start(configFor(redis, 'b'));
+    const red = await get(b, '/red');
+    const raw = createClient({ url: redis.url });
+    raw.on('error', () => undefined);
+    await raw.connect();
+    try {
+      await raw.xAdd(`t${redis.port}:purges`, '*', { v: '1', from: 'stranger', purge: '{"spec":"everything please"}' });
+      await raw.xAdd(`t${redis.port}:purges`, '*', { hello: 'world' });
+    } finally {
+      raw.destroy();
+    }
+    await purge(a, { tags: ['red'] });
+    await untilChanged(b, '/red', red);
   });
 
   it('starts and serves when Redis is not there, then joins when it comes up', async () => {

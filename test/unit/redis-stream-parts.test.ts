@@ -1,0 +1,75 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { PURGE_POSITION_FILE } from '../../proxy/store/disk-files.js';
+import { fileCursor } from '../../redis/cursor-file.js';
+import { PurgeOutbox } from '../../redis/outbox.js';
+import { decodePurge, encodePurge, PURGE_EVERYTHING } from '../../redis/purge-message.js';
+import { compareStreamIds } from '../../redis/stream-id.js';
+
+const tagPurge = (tag: string) => ({ spec: { urls: [], tags: [tag], prefixes: [], all: false, mode: 'hard' as const } });
+
+describe('stream ids', () => {
+  it('compare as numbers, not as text, beyond 2^53', () => {
+    expect(compareStreamIds('9-0', '10-0')).toBeLessThan(0);
+    expect(compareStreamIds('5-10', '5-9')).toBeGreaterThan(0);
+    expect(compareStreamIds('18446744073709551615-1', '18446744073709551615-0')).toBeGreaterThan(0);
+    expect(compareStreamIds('7-7', '7-7')).toBe(0);
+    expect(() => compareStreamIds('7', '7-7')).toThrow(/not a stream id/);
+  });
+});
+
+describe('purge messages', () => {
+  it('round-trip a purge and its host', () => {
+    const purge = { spec: { urls: ['/a?x=1'], tags: ['t'], prefixes: ['/p/'], all: false, mode: 'soft' as const }, host: 'shop.example' };
+    expect(decodePurge(encodePurge('edge-1', purge))).toEqual({ from: 'edge-1', purge });
+  });
+
+  it.each([
+    [{ from: 'x', purge: '{}' }, /version/],
+    [{ v: '1', purge: '{}' }, /from/],
+    [{ v: '1', from: 'x', purge: 'not json' }, /not JSON/],
+    [{ v: '1', from: 'x', purge: '{"spec":{"urls":[1],"tags":[],"prefixes":[],"all":false,"mode":"hard"}}' }, /urls/],
+    [{ v: '1', from: 'x', purge: '{"spec":{"urls":[],"tags":[],"prefixes":[],"all":false,"mode":"gentle"}}' }, /mode/],
+    [{ v: '1', from: 'x', purge: '{"spec":{"urls":[],"tags":[],"prefixes":[],"all":false,"mode":"hard"},"host":7}' }, /host/],
+  ])('refuse a malformed entry with a reason: %j', (fields, reason) => {
+    expect(decodePurge(fields)).toMatch(reason);
+  });
+});
+
+describe('the outbox', () => {
+  it('keeps purges in order up to its bound', () => {
+    const outbox = new PurgeOutbox(3);
+    for (const tag of ['a', 'b', 'c']) expect(outbox.push(tagPurge(tag))).toBe('queued');
+    expect(outbox.peek()).toEqual(tagPurge('a'));
+    outbox.shift();
+    expect(outbox.peek()).toEqual(tagPurge('b'));
+    expect(outbox.size).toBe(2);
+  });
+
+  it('folds into one purge of everything when full, losing no purge', () => {
+    const outbox = new PurgeOutbox(2);
+    outbox.push(tagPurge('a'));
+    outbox.push(tagPurge('b'));
+    expect(outbox.push(tagPurge('c'))).toBe('folded');
+    expect(outbox.size).toBe(1);
+    expect(outbox.peek()).toBe(PURGE_EVERYTHING);
+    expect(PURGE_EVERYTHING.spec).toMatchObject({ all: true, mode: 'hard' });
+  });
+});
+
+describe('the position file', () => {
+  it('keeps the last position across instances of the store', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lacquer-position-'));
+    expect(fileCursor(dir).load()).toBeUndefined();
+    fileCursor(dir).save({ epoch: 'e1', id: '1700000000000-3' });
+    expect(fileCursor(dir).load()).toEqual({ epoch: 'e1', id: '1700000000000-3' });
+  });
+
+  it('reads a damaged file as a position of no epoch, which the relay treats as a reset (purge everything)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lacquer-position-'));
+    writeFileSync(join(dir, PURGE_POSITION_FILE), '{"epoch":');
+    expect(fileCursor(dir).load()).toEqual({ epoch: '', id: '0-0' });
+  });
+});
