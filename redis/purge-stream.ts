@@ -144,16 +144,28 @@ export class PurgeStream implements PurgeRelay {
     if (this.#outbox.size > 0) this.#options.log.warn({ queued: this.#outbox.size }, 'redis: purges not published before shutdown; other instances will not see them');
     // destroy() ends the blocked XREAD at once; the loop sees #closed and returns.
     for (const client of [this.#options.reader, this.#options.client]) if (client.isOpen) client.destroy();
-    await this.#readLoop;
+    // destroy() fails the pending read at once; the bound only guards against a client that does not.
+    await Promise.race([this.#readLoop, sleep(2000)]);
   }
 
   async #publish(purge: RelayedPurge): Promise<void> {
     const { client, retention, commandTimeoutMs, instanceId } = this.#options;
-    const signal = AbortSignal.timeout(commandTimeoutMs);
-    // A publish that times out may still land; the queued copy then purges twice, which is harmless.
-    await client.withAbortSignal(signal).xAdd(this.#streamKey, '*', encodePurge(instanceId, purge), {
+    const added = client.xAdd(this.#streamKey, '*', encodePurge(instanceId, purge), {
       TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: retention },
     });
+    // node-redis cannot take back a command already written (its abort signal and timeout apply
+    // only to commands still queued), so a hung Redis is timed out here. The XADD may still land
+    // later; the queued copy then purges twice, which is harmless.
+    added.catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`Redis did not take the purge within ${commandTimeoutMs} ms`)), commandTimeoutMs);
+    });
+    try {
+      await Promise.race([added, timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
     publishRedisEvent({ kind: 'published' });
   }
 

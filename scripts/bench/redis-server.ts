@@ -18,6 +18,9 @@ export interface TestRedis {
   start(): Promise<void>;
   /** SIGTERM (a clean shutdown, which writes the append-only file when `persistDir` is set), or SIGKILL. */
   stop(signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
+  /** SIGSTOP: the server hangs with its connections open, answering nothing, until `resume`. */
+  pause(): void;
+  resume(): void;
 }
 
 export interface TestRedisOptions {
@@ -60,6 +63,8 @@ export async function startRedis(options: TestRedisOptions = {}): Promise<TestRe
     if (running === undefined || running.exitCode !== null || running.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => running.once('exit', () => resolve()));
     process.kill(running.pid!, signal);
+    // A paused server handles SIGTERM only once it runs again.
+    if (signal === 'SIGTERM') process.kill(running.pid!, 'SIGCONT');
     await exited;
   };
   await start();
@@ -71,6 +76,12 @@ export async function startRedis(options: TestRedisOptions = {}): Promise<TestRe
     },
     start,
     stop,
+    pause: () => {
+      if (child?.pid !== undefined) process.kill(child.pid, 'SIGSTOP');
+    },
+    resume: () => {
+      if (child?.pid !== undefined) process.kill(child.pid, 'SIGCONT');
+    },
   };
 }
 

@@ -30,10 +30,14 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
-  await Promise.all([...running].map((lacquer) => lacquer.close()));
-  running.clear();
-  await Promise.all([...servers].map((server) => server.stop('SIGKILL')));
-  servers.clear();
+  try {
+    await Promise.allSettled([...running].map((lacquer) => lacquer.close()));
+  } finally {
+    running.clear();
+    // Whatever happened above, no redis-server outlives its test.
+    await Promise.allSettled([...servers].map((server) => server.stop('SIGKILL')));
+    servers.clear();
+  }
 });
 
 afterAll(() => origin.close());
@@ -240,6 +244,27 @@ describe('purges shared through a Redis Stream', () => {
     }
     await purge(a, { tags: ['red'] });
     await untilChanged(b, '/red', red);
+  });
+
+  it('a Redis that hangs (connections open, no answers) delays a purge answer by at most connectTimeout, then the purge is queued', async () => {
+    const redis = await redisServer();
+    const configA = configFor(redis, 'a');
+    configA.redis.connectTimeout = 300;
+    const a = await start(configA);
+    const b = await start(configFor(redis, 'b'));
+    const red = await get(b, '/red');
+    redis.pause();
+    try {
+      const answer = await purge(a, { tags: ['red'] });
+      expect(answer.status).toBe(200);
+      expect((await readyz(a)).body['redis']).toMatchObject({ queued: 1 });
+      expect((await fetchText(`${a.adminUrl}/metrics`)).body).toMatch(/^lacquer_redis_errors_total\{operation="publish"\} 1$/m);
+      // Still serving from the local tiers meanwhile.
+      expect(await get(b, '/red')).toBe(red);
+    } finally {
+      redis.resume();
+    }
+    await untilChanged(b, '/red', red, 20_000);
   });
 
   it('starts and serves when Redis is not there, then joins when it comes up', async () => {
