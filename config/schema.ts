@@ -339,8 +339,18 @@ const redisSchema = mapping({
       queueSize: wholeNumber(1).default(10_000),
     }).prefault({}),
   ),
+  shared: section(
+    mapping({
+      enabled: flag().default(false),
+      maxObjectSize: size().prefault('1MiB'),
+      timeout: timeout().prefault('50ms'),
+    }).prefault({}),
+  ),
 }).superRefine((redis, ctx) => {
-  if (redis.url === null) return;
+  if (redis.url === null) {
+    if (redis.shared.enabled) ctx.addIssue({ code: 'custom', path: ['shared', 'enabled'], message: 'redis.shared needs redis.url' });
+    return;
+  }
   const tls = redis.tls;
   const tlsSet = tls.ca !== null || tls.cert !== null || tls.key !== null || tls.servername !== null || !tls.rejectUnauthorized;
   if (tlsSet && !redis.url.startsWith('rediss:')) {

@@ -141,6 +141,15 @@ export interface RedisPurgeOptions {
   queueSize: number;
 }
 
+export interface RedisSharedOptions {
+  /** Keep small entries in Redis under the local tiers, so instances share them and a new one starts warm. Default false. */
+  enabled: boolean;
+  /** Largest body kept in Redis, in bytes. Default 1MiB. */
+  maxObjectSize: number;
+  /** Longest wait for a shared lookup before it counts as a miss. Default 50ms. */
+  timeout: number;
+}
+
 export interface RedisOptions {
   /**
    * `redis://[[username][:password]@]host[:port][/db]`, or `rediss://` for TLS
@@ -161,6 +170,7 @@ export interface RedisOptions {
   /** Time to connect, and longest wait for one Redis command before the purge is queued instead. Default 5s. */
   connectTimeout: number;
   purge: RedisPurgeOptions;
+  shared: RedisSharedOptions;
 }
 
 export interface Config {

@@ -27,7 +27,7 @@ export type StoreOperation = 'lookup' | 'write' | 'delete';
 const RESPONSE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const ORIGIN_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
-export const REDIS_OPERATIONS = ['connection', 'publish', 'read', 'apply'] as const;
+export const REDIS_OPERATIONS = ['connection', 'publish', 'read', 'apply', 'shared'] as const;
 export const RESYNC_REASONS = ['trimmed', 'reset'] as const;
 
 /** What the store gauges read at scrape time. */
@@ -211,7 +211,7 @@ export function createMetrics(sources: ScrapeSources): LacquerMetrics {
 
   const redisErrors = new Counter({
     name: `${PREFIX}redis_errors_total`,
-    help: 'Redis failures, by operation: connection (lost or refused), publish (a purge was queued instead), read (the purge stream), apply (a relayed purge this instance could not carry out).',
+    help: 'Redis failures, by operation: connection (lost or refused), publish (a purge was queued instead), read (the purge stream), apply (a relayed purge this instance could not carry out), shared (a shared-tier lookup, write or delete; the request went on without it).',
     labelNames: ['operation'] as const,
     registers,
   });

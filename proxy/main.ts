@@ -5,7 +5,7 @@ import { startExampleOrigin } from '../examples/origin.js';
 import { attachPurge } from '../purge/attach.js';
 import { TagIndex } from '../purge/tag-index.js';
 import { createObservability } from '../metrics/index.js';
-import { attachRedis, type AttachedRedis } from '../redis/attach.js';
+import { attachRedis, attachShared, type AttachedRedis } from '../redis/attach.js';
 import { buildAdminServer, type ReadinessPart } from './admin.js';
 import { buildProxyServer } from './server.js';
 import { fanOut } from './store/fan-out.js';
@@ -52,7 +52,9 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
     log: (message) => warn(message),
     onError: (error, context) => warn(context, error),
   });
-  const store = built.store;
+  // With the shared tier, the local tiers sit over Redis; everything else sees one store.
+  const shared = config.redis.url !== null && config.redis.shared.enabled ? attachShared(config, built.store, clock, (error, context) => warn(context, error)) : undefined;
+  const store = shared?.store ?? built.store;
   const origin = new Origin(originUrl, config.origin);
   const proxy = buildProxyServer({
     config,
@@ -67,6 +69,7 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
   });
   const readiness: (() => ReadinessPart)[] = [];
   const admin = buildAdminServer({ origin, logger, parts: () => readiness.map((part) => part()) });
+  shared?.store.watchPurges(proxy.flow.invalidations);
   const purge = attachPurge({ config, index: tagIndex, store, invalidations: proxy.flow.invalidations, proxyApp: proxy.app, adminApp: admin, clock });
   const tiers = built.kind === 'tiered' ? [{ tier: 'memory', store: built.store.memory }, { tier: 'disk', store: built.store.disk }] : [{ tier: 'memory', store: built.store }];
   observability.attach({ admin, logger: proxy.app.log, tiers, store, storeTier: built.kind, clock, authorize: purge.allows });
@@ -85,7 +88,7 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
     // A tag purge finds entries through the index, which the disk tier rebuilds at boot: catch up on purges only once it is whole.
     if (built.kind === 'tiered') await built.store.ready;
     const log = admin.log;
-    redis = attachRedis({ config, purger: purge.purger, cacheDir: built.kind === 'tiered' ? built.dir : undefined, log: { info: (details, message) => log.info(details, message), warn: (details, message) => log.warn(details, message) } });
+    redis = attachRedis({ config, purger: purge.purger, ...(shared === undefined ? {} : { shared }), cacheDir: built.kind === 'tiered' ? built.dir : undefined, log: { info: (details, message) => log.info(details, message), warn: (details, message) => log.warn(details, message) } });
     readiness.push(redis.readiness);
     observability.watchRelay(() => redis!.stream.status());
     // Catch up before serving, so entries purged elsewhere while this instance was away are not served; without Redis, serve anyway (as a connected instance does during an outage) and catch up when it returns.
@@ -103,6 +106,7 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
     clearInterval(sweeper);
     observability.close();
     await Promise.allSettled([proxy.app.close(), admin.close(), origin.close(), example?.close(), redis?.close(), store.close()]);
+    shared?.close();
     throw error;
   }
 
@@ -122,6 +126,7 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
       await origin.close();
       await example?.close();
       await store.close();
+      shared?.close();
     },
   };
 }

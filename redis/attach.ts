@@ -1,9 +1,14 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/types.js';
-import type { Purger } from '../purge/purger.js';
+import type { Purger, RelayedPurge } from '../purge/purger.js';
+import { exactKey, parseTarget, type PathTarget } from '../purge/selectors.js';
 import type { ReadinessPart } from '../proxy/admin.js';
-import { createRedisClient } from './connection.js';
+import type { Store } from '../proxy/store/store.js';
+import { createRedisClient, type RedisClient } from './connection.js';
+import { publishRedisEvent } from './events.js';
+import { sharedBacked, type SharedBackedStore } from './shared-store.js';
+import { SharedTier, sharedPurgeOf } from './shared-tier.js';
 import { fileCursor, memoryCursor } from './cursor-file.js';
 import { PurgeStream, type RelayLog } from './purge-stream.js';
 
@@ -25,6 +30,8 @@ export interface AttachedRedis {
 export interface RedisParts {
   readonly config: Config;
   readonly purger: Purger;
+  /** The shared tier, when `redis.shared.enabled`: purged in Redis before each purge is published. */
+  readonly shared?: AttachedShared;
   /** The disk tier's directory, when the disk tier is enabled. */
   readonly cacheDir: string | undefined;
   readonly log: RelayLog;
@@ -49,6 +56,7 @@ export function attachRedis(parts: RedisParts): AttachedRedis {
     queueSize: config.redis.purge.queueSize,
     commandTimeoutMs: config.redis.connectTimeout,
     apply: (purge) => parts.purger.applyRelayed(purge),
+    ...(parts.shared === undefined ? {} : { beforePublish: (purge: RelayedPurge) => parts.shared!.purge(purge) }),
     positions: parts.cacheDir === undefined ? memoryCursor() : fileCursor(parts.cacheDir),
     log: parts.log,
   });
@@ -62,5 +70,48 @@ export function attachRedis(parts: RedisParts): AttachedRedis {
       return { name: 'redis', degraded: !status.connected || !status.caughtUp || status.queued > 0, detail: { ...status } };
     },
     close: () => stream.close(),
+  };
+}
+
+export interface AttachedShared {
+  readonly store: SharedBackedStore;
+  readonly tier: SharedTier;
+  purge(purge: RelayedPurge): Promise<number>;
+  close(): void;
+}
+
+/**
+ * The local tiers over the shared tier in Redis (`redis.shared.enabled`):
+ * its own connection, so lookups never queue behind purge-stream traffic.
+ */
+export function attachShared(config: Config, local: Store, clock: () => number, onError: (error: unknown, context: string) => void): AttachedShared {
+  const client: RedisClient = createRedisClient(config.redis, 'lacquer-shared');
+  client.on('error', () => publishRedisEvent({ kind: 'error', operation: 'shared' }));
+  client.connect().catch(() => undefined);
+  const tier = new SharedTier({ client, keyPrefix: config.redis.keyPrefix });
+  const store = sharedBacked({
+    local,
+    shared: tier,
+    maxObjectSize: config.redis.shared.maxObjectSize,
+    timeoutMs: config.redis.shared.timeout,
+    clock,
+    onError: (error, context) => {
+      publishRedisEvent({ kind: 'error', operation: 'shared' });
+      onError(error, context);
+    },
+  });
+  return {
+    store,
+    tier,
+    purge: (purge) => {
+      const exact = [...purge.spec.urls].map((url) => {
+        const target = parseTarget(url, config.key, purge.host);
+        return typeof target === 'string' ? undefined : exactKey(target as PathTarget, config.key);
+      });
+      return tier.purge(sharedPurgeOf(purge.spec, exact));
+    },
+    close: () => {
+      if (client.isOpen) client.destroy();
+    },
   };
 }

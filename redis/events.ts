@@ -6,7 +6,7 @@ import { channel } from 'node:diagnostics_channel';
  * relay knowing metrics exist (design.md §3).
  */
 
-export type RedisOperation = 'connection' | 'publish' | 'read' | 'apply';
+export type RedisOperation = 'connection' | 'publish' | 'read' | 'apply' | 'shared';
 export type ResyncReason = 'trimmed' | 'reset';
 
 export type RedisEvent =

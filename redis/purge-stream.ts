@@ -41,6 +41,12 @@ export interface PurgeStreamOptions {
   readonly queueSize: number;
   /** Longest wait for a publish before the purge is queued instead. */
   readonly commandTimeoutMs: number;
+  /**
+   * Runs before each publish, and must succeed for it (the shared tier's
+   * purge): another instance that reads the purge then finds Redis already
+   * purged. A failure queues the purge like a failed publish.
+   */
+  readonly beforePublish?: (purge: RelayedPurge) => Promise<unknown>;
   /** Applies a purge from another instance (Purger.applyRelayed). */
   readonly apply: (purge: RelayedPurge) => Promise<unknown>;
   /** Where the position survives restarts; default in memory. */
@@ -149,23 +155,15 @@ export class PurgeStream implements PurgeRelay {
   }
 
   async #publish(purge: RelayedPurge): Promise<void> {
-    const { client, retention, commandTimeoutMs, instanceId } = this.#options;
+    const { client, retention, commandTimeoutMs, instanceId, beforePublish } = this.#options;
+    if (beforePublish !== undefined) await withTimeout(beforePublish(purge), commandTimeoutMs);
     const added = client.xAdd(this.#streamKey, '*', encodePurge(instanceId, purge), {
       TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: retention },
     });
     // node-redis cannot take back a command already written (its abort signal and timeout apply
     // only to commands still queued), so a hung Redis is timed out here. The XADD may still land
     // later; the queued copy then purges twice, which is harmless.
-    added.catch(() => undefined);
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`Redis did not take the purge within ${commandTimeoutMs} ms`)), commandTimeoutMs);
-    });
-    try {
-      await Promise.race([added, timedOut]);
-    } finally {
-      clearTimeout(timer);
-    }
+    await withTimeout(added, commandTimeoutMs);
     publishRedisEvent({ kind: 'published' });
   }
 
@@ -394,6 +392,22 @@ function messagesOf(reply: unknown): StreamEntry[] {
     }
   }
   return out;
+}
+
+/** `promise`, or a rejection after `ms`; a late settlement of `promise` is ignored. */
+export async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  promise.catch(() => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Resolves on the client's next "ready", or when `signal` aborts. */
