@@ -2,6 +2,7 @@ import { createClient } from 'redis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../config/types.js';
 import { startLacquer, type RunningLacquer } from '../../proxy/main.js';
+import type { RedisClient } from '../../redis/connection.js';
 import { SharedTier } from '../../redis/shared-tier.js';
 import { testEntry } from '../helpers/entries.js';
 import { wholeLacquerConfig } from '../helpers/lacquer.js';
@@ -128,7 +129,7 @@ describe('the shared tier', () => {
     client.on('error', () => undefined);
     await client.connect();
     try {
-      const tier = new SharedTier({ client, keyPrefix: 'race:', skewMs: 0 });
+      const tier = new SharedTier({ client: client as unknown as RedisClient, keyPrefix: 'race:', skewMs: 0 });
       const entry = testEntry({ key: 'shop.example/slow', tags: ['news'], body: Buffer.from('old'), deleteAt: Date.now() + 60_000 }) as Parameters<SharedTier['write']>[0];
       const fetchStarted = Date.now() - 5_000;
       await tier.purge({ keys: [], tags: ['news'], everything: false });
