@@ -143,6 +143,40 @@ describe('the shared tier', () => {
     }
   });
 
+  it('ignores what it cannot read as an entry in the shared tier, and fetches instead', async () => {
+    const redis = await redisServer();
+    const raw = createClient({ url: redis.url });
+    raw.on('error', () => undefined);
+    await raw.connect();
+    try {
+      await raw.hSet('lacquer:shared:0:o:shop.example/junk', { '': 'not an entry at all' });
+      await raw.hSet('lacquer:shared:0:o:shop.example/forged', { '': Buffer.concat([Buffer.from([0, 0, 0, 2]), Buffer.from('{}body')]) });
+    } finally {
+      raw.destroy();
+    }
+    const a = await start(configFor(redis, 'a'));
+    const fetched = origin.hits();
+    expect((await get(a, '/junk')).body).toMatch(/^\/junk#/);
+    expect((await get(a, '/forged')).body).toMatch(/^\/forged#/);
+    expect(origin.hits()).toBe(fetched + 2);
+  });
+
+  it('a hung Redis turns shared lookups into misses after redis.shared.timeout, counted as errors', async () => {
+    const redis = await redisServer();
+    const config = configFor(redis, 'a');
+    config.redis.shared.timeout = 200;
+    const a = await start(config);
+    redis.pause();
+    try {
+      const fetched = origin.hits();
+      expect((await get(a, '/news/5')).status).toBe(200);
+      expect(origin.hits()).toBe(fetched + 1);
+      expect((await fetchText(`${a.adminUrl}/metrics`)).body).toMatch(/^lacquer_redis_errors_total\{operation="shared"\} [1-9]/m);
+    } finally {
+      redis.resume();
+    }
+  });
+
   it('with Redis gone, lookups are misses and the proxy serves from the origin and its own tiers', async () => {
     const redis = await redisServer();
     const a = await start(configFor(redis, 'a'));

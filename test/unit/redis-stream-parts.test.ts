@@ -6,7 +6,9 @@ import { PURGE_POSITION_FILE } from '../../proxy/store/disk-files.js';
 import { fileCursor } from '../../redis/cursor-file.js';
 import { PurgeOutbox } from '../../redis/outbox.js';
 import { decodePurge, encodePurge, PURGE_EVERYTHING } from '../../redis/purge-message.js';
+import { decodeEntry, encodeEntry, sharedPurgeOf } from '../../redis/shared-tier.js';
 import { compareStreamIds } from '../../redis/stream-id.js';
+import { testEntry } from '../helpers/entries.js';
 
 const tagPurge = (tag: string) => ({ spec: { urls: [], tags: [tag], prefixes: [], all: false, mode: 'hard' as const } });
 
@@ -71,5 +73,28 @@ describe('the position file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'lacquer-position-'));
     writeFileSync(join(dir, PURGE_POSITION_FILE), '{"epoch":');
     expect(fileCursor(dir).load()).toEqual({ epoch: '', id: '0-0' });
+  });
+});
+
+describe('what a purge means for the shared tier', () => {
+  const spec = { urls: [], tags: [], prefixes: [], all: false, mode: 'hard' as const };
+
+  it('names keys and tags when every URL names one key', () => {
+    expect(sharedPurgeOf({ ...spec, urls: ['http://a.example/x'], tags: ['t'] }, ['a.example/x'])).toEqual({ keys: ['a.example/x'], tags: ['t'], everything: false });
+  });
+
+  it('retires everything for what only a scan could find: a prefix, a path on every host, or all', () => {
+    expect(sharedPurgeOf({ ...spec, prefixes: ['/p/'] }, []).everything).toBe(true);
+    expect(sharedPurgeOf({ ...spec, urls: ['/x'] }, [undefined]).everything).toBe(true);
+    expect(sharedPurgeOf({ ...spec, all: true }, []).everything).toBe(true);
+  });
+});
+
+describe('shared entries', () => {
+  it('round-trip with their body, and anything else reads as no entry', () => {
+    const entry = testEntry({ key: 'a.example/x', tags: ['t'], body: Buffer.from([0, 1, 255]) }) as Parameters<typeof encodeEntry>[0];
+    expect(decodeEntry(encodeEntry(entry))).toEqual(entry);
+    expect(decodeEntry(Buffer.from('nonsense'))).toBeUndefined();
+    expect(decodeEntry(Buffer.concat([Buffer.from([0, 0, 0, 12]), Buffer.from('{"key":"k"}x')]))).toBeUndefined();
   });
 });
