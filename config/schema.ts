@@ -344,6 +344,7 @@ const redisSchema = mapping({
       enabled: flag().default(false),
       maxObjectSize: size().prefault('1MiB'),
       timeout: timeout().prefault('50ms'),
+      lockTtl: timeout().prefault(0),
     }).prefault({}),
   ),
 }).superRefine((redis, ctx) => {

@@ -148,6 +148,12 @@ export interface RedisSharedOptions {
   maxObjectSize: number;
   /** Longest wait for a shared lookup before it counts as a miss. Default 50ms. */
   timeout: number;
+  /**
+   * Cross-instance coalescing: an instance about to fetch a key takes a Redis
+   * lock (SET NX PX) for this long; the others wait for its copy in the
+   * shared tier, at most this long. 0 turns it off. Default 0.
+   */
+  lockTtl: number;
 }
 
 export interface RedisOptions {

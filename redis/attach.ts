@@ -94,6 +94,7 @@ export function attachShared(config: Config, local: Store, clock: () => number, 
     shared: tier,
     maxObjectSize: config.redis.shared.maxObjectSize,
     timeoutMs: config.redis.shared.timeout,
+    lockTtlMs: config.redis.shared.lockTtl,
     clock,
     onError: (error, context) => {
       publishRedisEvent({ kind: 'error', operation: 'shared' });

@@ -1,3 +1,6 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LRUCache } from 'lru-cache';
 import type { Entry } from '../proxy/cache/entry.js';
 import { isStreamingStore, type BodyWriter, type Store, type StreamingStore } from '../proxy/store/store.js';
 import type { SharedTier } from './shared-tier.js';
@@ -22,7 +25,14 @@ export interface SharedBackedOptions {
   readonly timeoutMs: number;
   readonly clock: () => number;
   readonly onError: (error: unknown, context: string) => void;
+  /** Cross-instance coalescing (see RedisSharedOptions.lockTtl); 0 or absent: off. */
+  readonly lockTtlMs?: number;
+  /** How often a waiting instance looks for the holder's copy. Default 10 ms. */
+  readonly lockPollMs?: number;
 }
+
+/** Keys whose last wait found nothing (an uncacheable response, a failed fill): not waited for again this long. */
+const NO_WAIT_MS = 30_000;
 
 /** What the flow knows about purges made while a shared lookup was under way (Invalidations). */
 export interface PurgeStamps {
@@ -35,6 +45,9 @@ export class SharedBackedStore implements Store {
   readonly #options: SharedBackedOptions;
   readonly #reading = new Map<string, Promise<readonly Entry[] | undefined>>();
   #stamps: PurgeStamps | undefined;
+  /** Fill locks this instance holds: key -> token. */
+  readonly #held = new Map<string, string>();
+  readonly #noWait = new LRUCache<string, true>({ max: 10_000, ttl: NO_WAIT_MS });
 
   constructor(options: SharedBackedOptions) {
     this.local = options.local;
@@ -53,11 +66,26 @@ export class SharedBackedStore implements Store {
   }
 
   async set(entry: Entry): Promise<void> {
-    await this.local.set(entry);
+    // A fill lock this instance took for the key ends with this store, whether or not the copy goes to Redis.
+    const token = this.#held.get(entry.key);
+    this.#held.delete(entry.key);
+    const release = () => (token === undefined ? undefined : this.#options.shared.unlock(entry.key, token));
+    try {
+      await this.local.set(entry);
+    } catch (error) {
+      release()?.catch((unlockError: unknown) => this.#options.onError(unlockError, 'shared lock'));
+      throw error;
+    }
     const body = entry.body;
-    if (!Buffer.isBuffer(body) || body.length > this.#options.maxObjectSize || !this.#options.shared.ready) return;
+    if (!Buffer.isBuffer(body) || body.length > this.#options.maxObjectSize || !this.#options.shared.ready) {
+      release()?.catch((error: unknown) => this.#options.onError(error, 'shared lock'));
+      return;
+    }
     // The fetch began at requestTime: Redis refuses the copy if what it names was purged since.
-    this.#options.shared.write({ ...entry, body }, entry.requestTime).catch((error: unknown) => this.#options.onError(error, 'shared write'));
+    this.#options.shared
+      .write({ ...entry, body }, entry.requestTime)
+      .finally(release)
+      .catch((error: unknown) => this.#options.onError(error, 'shared write'));
   }
 
   async delete(key: string): Promise<number> {
@@ -107,6 +135,44 @@ export class SharedBackedStore implements Store {
   }
 
   async #read(key: string): Promise<readonly Entry[] | undefined> {
+    const found = await this.#lookup(key);
+    if (found !== undefined || !(this.#options.lockTtlMs! > 0) || this.#noWait.has(key)) return found;
+    return this.#fillOrWait(key);
+  }
+
+  /**
+   * Cross-instance coalescing: the first instance to miss a key takes its
+   * lock and fills it (its copy reaches Redis with set(), which releases the
+   * lock); the others look for that copy until the lock is gone or lapses.
+   * A lost holder blocks no one past lockTtl. Finding nothing when the wait
+   * ends (the response was not storable, the fill failed) means fetching
+   * here, and not waiting on this key again for a while.
+   */
+  async #fillOrWait(key: string): Promise<readonly Entry[] | undefined> {
+    const { shared, lockTtlMs = 0, lockPollMs = 10 } = this.#options;
+    const token = randomUUID();
+    try {
+      if (await shared.lock(key, token, lockTtlMs)) {
+        this.#held.set(key, token);
+        // A fill that never stores leaves the lock to lapse; forget it here by then.
+        setTimeout(() => this.#held.get(key) === token && this.#held.delete(key), lockTtlMs).unref();
+        return undefined;
+      }
+      const deadline = this.#options.clock() + lockTtlMs;
+      while (this.#options.clock() < deadline) {
+        await sleep(lockPollMs);
+        const found = await this.#lookup(key);
+        if (found !== undefined) return found;
+        if (!(await shared.locked(key))) break;
+      }
+    } catch (error) {
+      this.#options.onError(error, 'shared lock');
+    }
+    this.#noWait.set(key, true);
+    return this.#lookup(key);
+  }
+
+  async #lookup(key: string): Promise<readonly Entry[] | undefined> {
     const stamp = this.#stamps?.stamp();
     let entries: Entry[];
     let timer: NodeJS.Timeout | undefined;

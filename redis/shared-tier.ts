@@ -80,6 +80,11 @@ for i = 4, #ARGV, 2 do
 end
 return removed`;
 
+// ARGV: lock key, token. Only the holder's token releases the lock.
+const UNLOCK = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
 /** What the shared tier is told to purge: keys and tags by name, or everything. */
 export interface SharedPurge {
   readonly keys: readonly string[];
@@ -123,6 +128,19 @@ export class SharedTier {
   async write(entry: Entry & { body: Buffer }, fetchStartedAt: number): Promise<boolean> {
     const args = [this.#base, entry.key, entry.variant, encodeEntry(entry), String(fetchStartedAt), String(Math.ceil(entry.deleteAt)), String(this.#skewMs), ...entry.tags];
     return Number(await this.#client.sendCommand(['EVAL', WRITE, '0', ...args])) === 1;
+  }
+
+  /** Takes the fill lock for `key` unless another instance holds it; it lapses after `ttlMs` whatever happens to the holder. */
+  async lock(key: string, token: string, ttlMs: number): Promise<boolean> {
+    return (await this.#client.set(`${this.#base}lock:${key}`, token, { condition: 'NX', expiration: { type: 'PX', value: ttlMs } })) === 'OK';
+  }
+
+  async unlock(key: string, token: string): Promise<void> {
+    await this.#client.sendCommand(['EVAL', UNLOCK, '1', `${this.#base}lock:${key}`, token]);
+  }
+
+  async locked(key: string): Promise<boolean> {
+    return (await this.#client.exists(`${this.#base}lock:${key}`)) === 1;
   }
 
   async purge(purge: SharedPurge): Promise<number> {

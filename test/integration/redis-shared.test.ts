@@ -177,6 +177,53 @@ describe('the shared tier', () => {
     }
   });
 
+  it('with lockTtl, one instance fetches a missing key and the others take its copy (cross-instance coalescing)', async () => {
+    const redis = await redisServer();
+    let waiting: (() => void) | undefined;
+    let arrived = 0;
+    // The first request is held until a second one arrives (or 1.5 s pass): without the lock both instances would reach it.
+    const slow = await startOrigin(async (request, response, count) => {
+      arrived++;
+      if (arrived === 1) await new Promise<void>((resolve) => ((waiting = resolve), setTimeout(resolve, 1500)));
+      else waiting?.();
+      response.writeHead(200, { 'cache-control': 'max-age=600' });
+      response.end(`${request.url}#${count}`);
+    });
+    try {
+      const configs = ['a', 'b'].map((id) => {
+        const config = configFor(redis, id);
+        config.origin.url = slow.url;
+        config.redis.shared.lockTtl = 5000;
+        return config;
+      });
+      const [a, b] = await Promise.all(configs.map((config) => start(config)));
+      const [fromA, fromB] = await Promise.all([get(a!, '/hot'), get(b!, '/hot')]);
+      expect(slow.hits()).toBe(1);
+      expect(fromB.body).toBe(fromA.body);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('a lock whose holder is gone blocks the key no longer than lockTtl', async () => {
+    const redis = await redisServer();
+    const raw = createClient({ url: redis.url });
+    raw.on('error', () => undefined);
+    await raw.connect();
+    try {
+      // A holder that took the lock and vanished.
+      await raw.set('lacquer:shared:lock:shop.example/orphan', 'gone', { PX: 400 });
+    } finally {
+      raw.destroy();
+    }
+    const config = configFor(redis, 'a');
+    config.redis.shared.lockTtl = 400;
+    const a = await start(config);
+    const fetched = origin.hits();
+    expect((await get(a, '/orphan')).status).toBe(200);
+    expect(origin.hits()).toBe(fetched + 1);
+  });
+
   it('with Redis gone, lookups are misses and the proxy serves from the origin and its own tiers', async () => {
     const redis = await redisServer();
     const a = await start(configFor(redis, 'a'));

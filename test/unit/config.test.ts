@@ -197,7 +197,7 @@ describe('defaults', () => {
         instanceId: null,
         connectTimeout: 5_000,
         purge: { retention: 100_000, queueSize: 10_000 },
-        shared: { enabled: false, maxObjectSize: 1024 * 1024, timeout: 50 },
+        shared: { enabled: false, maxObjectSize: 1024 * 1024, timeout: 50, lockTtl: 0 },
       },
     };
     expect(defaults()).toStrictEqual(expected);
