@@ -8,8 +8,9 @@ import { startRedis } from './bench/redis-server.js';
 import { zipfSequence } from './bench/zipf.js';
 
 /**
- * The hit ratio of three instances behind a round-robin balancer, with and
- * without the shared tier in Redis, on loopback: the same Zipf-distributed
+ * The hit ratio of three instances behind a round-robin balancer, without
+ * the shared tier in Redis, with it, and with it and cross-instance
+ * coalescing (lockTtl 2 s), on loopback: the same Zipf-distributed
  * request sequence (seeded) sent to three in-process instances in turn,
  * then to a fourth instance started afterwards (does it start warm?). The
  * hit ratio is 1 - origin fetches / requests, counted at the origin.
@@ -52,20 +53,20 @@ async function main(): Promise<void> {
   };
 
   try {
-    for (const shared of [false, true]) {
+    for (const [shared, lockTtl] of [[false, 0], [true, 0], [true, 2000]] as const) {
       const redis = await startRedis();
       const instances: RunningLacquer[] = [];
       try {
-        for (let i = 0; i < 3; i++) instances.push(await startLacquer(configFor(originUrl, redis.url, shared, `i${i}`)));
+        for (let i = 0; i < 3; i++) instances.push(await startLacquer(configFor(originUrl, redis.url, shared, `i${i}`, lockTtl)));
         const three = await run(instances.map((instance) => instance.proxyUrl), ranks);
         // Shared copies are written in the background; let the last few land before the newcomer starts.
         await new Promise((done) => setTimeout(done, 500));
-        const newcomer = await startLacquer(configFor(originUrl, redis.url, shared, 'late'));
+        const newcomer = await startLacquer(configFor(originUrl, redis.url, shared, 'late', lockTtl));
         instances.push(newcomer);
         const fresh = await run([newcomer.proxyUrl], late);
         const ratio = ({ requests, fetched }: { requests: number; fetched: number }) => (1 - fetched / requests).toFixed(3);
         process.stdout.write(
-          `shared tier ${shared ? 'on ' : 'off'}: 3 instances round-robin, ${three.requests} requests over ${objects} objects (Zipf s=1): ` +
+          `shared tier ${shared ? `on${lockTtl > 0 ? `, lockTtl ${lockTtl} ms` : ''}` : 'off'}: 3 instances round-robin, ${three.requests} requests over ${objects} objects (Zipf s=1): ` +
             `${three.fetched} origin fetches, hit ratio ${ratio(three)}; a 4th instance started afterwards, ${fresh.requests} requests: ` +
             `${fresh.fetched} origin fetches, hit ratio ${ratio(fresh)}\n`,
         );
@@ -80,7 +81,7 @@ async function main(): Promise<void> {
   }
 }
 
-function configFor(originUrl: string, redisUrl: string, shared: boolean, id: string): Config {
+function configFor(originUrl: string, redisUrl: string, shared: boolean, id: string, lockTtl: number): Config {
   const config = defaults();
   config.listen = { host: '127.0.0.1', port: 0 };
   config.admin = { host: '127.0.0.1', port: 0 };
@@ -90,6 +91,7 @@ function configFor(originUrl: string, redisUrl: string, shared: boolean, id: str
   config.redis.url = redisUrl;
   config.redis.instanceId = id;
   config.redis.shared.enabled = shared;
+  config.redis.shared.lockTtl = lockTtl;
   return config;
 }
 
