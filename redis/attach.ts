@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/types.js';
@@ -37,11 +38,15 @@ export interface RedisParts {
   readonly log: RelayLog;
 }
 
-/** The configured id, else host name and listen port; a port of 0 (chosen at listen) gets a random suffix so two such instances differ. */
-export function instanceIdFor(config: Config): string {
-  if (config.redis.instanceId !== null) return config.redis.instanceId;
-  const port = config.listen.port;
-  return port === 0 ? `${hostname()}:0:${randomUUID().slice(0, 8)}` : `${hostname()}:${port}`;
+/**
+ * The configured id, else host name and listen port. A port of 0 (chosen at
+ * listen) gets a random suffix, and a cluster worker its worker id, so
+ * processes sharing a host and port never take each other's purges for
+ * their own.
+ */
+export function instanceIdFor(config: Config, worker: number | undefined = cluster.isWorker ? cluster.worker?.id : undefined): string {
+  const base = config.redis.instanceId ?? (config.listen.port === 0 ? `${hostname()}:0:${randomUUID().slice(0, 8)}` : `${hostname()}:${config.listen.port}`);
+  return worker === undefined ? base : `${base}:w${worker}`;
 }
 
 export function attachRedis(parts: RedisParts): AttachedRedis {

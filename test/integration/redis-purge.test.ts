@@ -258,7 +258,8 @@ describe('purges shared through a Redis Stream', () => {
       const answer = await purge(a, { tags: ['red'] });
       expect(answer.status).toBe(200);
       expect((await readyz(a)).body['redis']).toMatchObject({ queued: 1 });
-      expect((await fetchText(`${a.adminUrl}/metrics`)).body).toMatch(/^lacquer_redis_errors_total\{operation="publish"\} 1$/m);
+      // At least the one publish that timed out (the queue's own retries may have timed out too by now).
+      expect((await fetchText(`${a.adminUrl}/metrics`)).body).toMatch(/^lacquer_redis_errors_total\{operation="publish"\} [1-9]/m);
       // Still serving from the local tiers meanwhile.
       expect(await get(b, '/red')).toBe(red);
     } finally {

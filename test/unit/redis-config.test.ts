@@ -97,6 +97,13 @@ describe('the instance id', () => {
     expect(instanceIdFor(config)).toBe('edge-1');
   });
 
+  it('names the worker in a cluster worker, since workers share the host and port', () => {
+    const config = defaults();
+    expect(instanceIdFor(config, 3)).toBe(`${hostname()}:8080:w3`);
+    config.redis.instanceId = 'edge-1';
+    expect(instanceIdFor(config, 3)).toBe('edge-1:w3');
+  });
+
   it('differs between two instances on port 0, which would otherwise skip each other’s purges', () => {
     const config = defaults();
     config.listen.port = 0;
