@@ -165,6 +165,9 @@ export class ProxyObserver {
       case 'resync':
         if ((RESYNC_REASONS as readonly string[]).includes(event.reason)) metrics.relayResyncs.labels(event.reason).inc();
         return;
+      case 'shared-lookup':
+        metrics.sharedLookups.labels(event.found === true ? 'hit' : 'miss').inc();
+        return;
     }
   };
 

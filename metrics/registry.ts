@@ -64,6 +64,7 @@ export interface LacquerMetrics {
   readonly relayApplied: Counter;
   readonly relayFolded: Counter;
   readonly relayResyncs: Counter<'reason'>;
+  readonly sharedLookups: Counter<'result'>;
 }
 
 export function createMetrics(sources: ScrapeSources): LacquerMetrics {
@@ -255,6 +256,13 @@ export function createMetrics(sources: ScrapeSources): LacquerMetrics {
     registers,
   });
 
+  const sharedLookups = new Counter({
+    name: `${PREFIX}shared_tier_lookups_total`,
+    help: 'Lookups in the shared tier in Redis after the local tiers missed, by result: hit (copied into the local tiers) or miss.',
+    labelNames: ['result'] as const,
+    registers,
+  });
+
   // Series that exist from the start read 0 instead of being absent, so rate() and the dashboard work from the first scrape.
   for (const source of ['cache', 'origin']) servedBytes.counter.labels(source).inc(0);
   for (const kind of PURGE_KINDS) purgedEntries.labels(kind).inc(0);
@@ -285,6 +293,7 @@ export function createMetrics(sources: ScrapeSources): LacquerMetrics {
     relayApplied,
     relayFolded,
     relayResyncs,
+    sharedLookups,
   };
 }
 

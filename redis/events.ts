@@ -14,7 +14,9 @@ export type RedisEvent =
   | { readonly kind: 'published' }
   | { readonly kind: 'applied' }
   | { readonly kind: 'folded' }
-  | { readonly kind: 'resync'; readonly reason: ResyncReason };
+  | { readonly kind: 'resync'; readonly reason: ResyncReason }
+  /** A lookup in the shared tier after the local tiers missed: found there, or not. */
+  | { readonly kind: 'shared-lookup'; readonly found: boolean };
 
 export const REDIS_CHANNEL = 'lacquer:redis';
 export const redisChannel = channel(REDIS_CHANNEL);

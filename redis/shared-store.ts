@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { LRUCache } from 'lru-cache';
 import type { Entry } from '../proxy/cache/entry.js';
 import { isStreamingStore, type BodyWriter, type Store, type StreamingStore } from '../proxy/store/store.js';
+import { publishRedisEvent } from './events.js';
 import type { SharedTier } from './shared-tier.js';
 
 /**
@@ -195,6 +196,7 @@ export class SharedBackedStore implements Store {
     const stamps = this.#stamps;
     // A purge this instance applied while Redis answered wins over what Redis said.
     const live = entries.filter((entry) => entry.deleteAt > now && (stamps === undefined || stamp === undefined || stamps.mayStore(key, stamp, entry.tags)));
+    publishRedisEvent({ kind: 'shared-lookup', found: live.length > 0 });
     if (live.length === 0) return undefined;
     live.sort((a, b) => b.storedAt - a.storedAt);
     for (const entry of live) {

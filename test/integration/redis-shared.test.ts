@@ -91,6 +91,7 @@ describe('the shared tier', () => {
     expect(origin.hits()).toBe(fetched);
     // Copied into B's own tiers: a local hit from now on.
     expect((await get(b, '/news/1')).headers['cache-status']).toMatch(/hit/);
+    expect((await fetchText(`${b.adminUrl}/metrics`)).body).toMatch(/^lacquer_shared_tier_lookups_total\{result="hit"\} 1$/m);
   });
 
   it('a tag purge empties the shared copy too, before the other instances hear of it', async () => {
