@@ -146,12 +146,13 @@ export class PurgeStream implements PurgeRelay {
     this.#stop.abort();
     clearTimeout(this.#flushTimer);
     for (const done of this.#caughtUpWaiters) done();
-    if (this.#outbox.size > 0 && this.#options.client.isReady) await Promise.race([this.#flush(true), sleep(flushTimeoutMs)]);
+    // Unreferenced waits: they bound the close, never keep the process alive after it.
+    if (this.#outbox.size > 0 && this.#options.client.isReady) await Promise.race([this.#flush(true), sleep(flushTimeoutMs, undefined, { ref: false })]);
     if (this.#outbox.size > 0) this.#options.log.warn({ queued: this.#outbox.size }, 'redis: purges not published before shutdown; other instances will not see them');
     // destroy() ends the blocked XREAD at once; the loop sees #closed and returns.
     for (const client of [this.#options.reader, this.#options.client]) if (client.isOpen) client.destroy();
     // destroy() fails the pending read at once; the bound only guards against a client that does not.
-    await Promise.race([this.#readLoop, sleep(2000)]);
+    await Promise.race([this.#readLoop, sleep(2000, undefined, { ref: false })]);
   }
 
   async #publish(purge: RelayedPurge): Promise<void> {
