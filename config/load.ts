@@ -34,7 +34,7 @@ export interface LoadedConfig {
 const DEFAULT_FILE = 'proxy.config.yaml';
 
 /** Each override: the flag, the environment variable and the field they set. */
-const OVERRIDES: readonly { flag?: 'listen' | 'origin' | 'admin' | 'cache-dir'; env: string; path: readonly string[] }[] = [
+const OVERRIDES: readonly { flag?: 'listen' | 'origin' | 'admin' | 'cache-dir' | 'workers'; env: string; path: readonly string[] }[] = [
   { flag: 'listen', env: 'LACQUER_LISTEN', path: ['listen'] },
   { flag: 'origin', env: 'LACQUER_ORIGIN', path: ['origin', 'url'] },
   { flag: 'admin', env: 'LACQUER_ADMIN', path: ['admin'] },
@@ -43,6 +43,7 @@ const OVERRIDES: readonly { flag?: 'listen' | 'origin' | 'admin' | 'cache-dir'; 
   { flag: 'cache-dir', env: 'LACQUER_CACHE_DIR', path: ['cache', 'disk', 'path'] },
   { env: 'LACQUER_REDIS_URL', path: ['redis', 'url'] },
   { env: 'LACQUER_REDIS_PASSWORD', path: ['redis', 'password'] },
+  { flag: 'workers', env: 'LACQUER_WORKERS', path: ['workers'] },
 ];
 
 export function loadConfig(options: LoadOptions = {}): LoadedConfig {
@@ -75,6 +76,7 @@ interface Flags {
   origin?: string;
   admin?: string;
   'cache-dir'?: string;
+  workers?: string;
   help?: boolean;
 }
 
@@ -91,6 +93,7 @@ function parseFlags(argv: string[]): Flags {
         origin: { type: 'string' },
         admin: { type: 'string' },
         'cache-dir': { type: 'string' },
+        workers: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -184,19 +187,34 @@ function issuesOf(error: z.ZodError): ConfigIssue[] {
     if (issue.code === 'unrecognized_keys') {
       return issue.keys.map((key) => ({ path: path === '' ? key : `${path}.${key}`, message: 'unknown option' }));
     }
-    const got = describe(issue.input, issue.code === 'invalid_type');
+    // A secret is never echoed, even when it is the value at fault (it would end up in logs).
+    const got = SECRET_PATHS.has(path) ? secretShape(issue.input) : describe(issue.input, issue.code === 'invalid_type');
     return [{ path: path === '' ? '(top level)' : path, message: got === undefined ? issue.message : `${issue.message} (got ${got})` }];
   });
+}
+
+const SECRET_PATHS = new Set(['purge.token']);
+
+/** What may be said of a secret: its length and whether it has spaces or a line break. */
+function secretShape(input: unknown): string {
+  if (typeof input !== 'string') return `a ${input === null ? 'null' : typeof input}`;
+  const notes = [/[\r\n]/.test(input) ? 'a line break' : '', /[ \t]/.test(input) ? 'a space' : ''].filter((note) => note !== '');
+  return `${input.length} characters${notes.length === 0 ? '' : `, with ${notes.join(' and ')}`}`;
 }
 
 /** The offending value for a message; mappings and lists are named only for type errors, where they are the mistake. */
 function describe(input: unknown, typeError: boolean): string | undefined {
   if (input === null || typeof input === 'boolean' || typeof input === 'number') return String(input);
-  if (typeof input === 'string') return JSON.stringify(input.length > 60 ? `${input.slice(0, 57)}...` : input);
+  // Credentials in a URL (user:password@) are not repeated.
+  if (typeof input === 'string') return JSON.stringify(clip(input.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1***@')));
   if (!typeError) return undefined;
   if (Array.isArray(input)) return 'a list';
   if (typeof input === 'object') return 'a mapping';
   return undefined;
+}
+
+function clip(text: string): string {
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
 function dotted(path: readonly PropertyKey[]): string {
@@ -233,6 +251,8 @@ Options:
       --admin HOST:PORT   the admin listener, /healthz and /readyz (default: ${admin})
       --cache-dir DIR     the disk tier's directory (default: ${d.cache.disk.path}, relative
                           to the working directory)
+      --workers N|auto    processes serving requests: 1 (default) runs one process;
+                          more, or auto (one per core), runs a primary and workers
   -h, --help              print this text and exit
 
 Environment:
@@ -241,6 +261,7 @@ Environment:
   LACQUER_ORIGIN      same as --origin        (sets origin.url)
   LACQUER_ADMIN       same as --admin         (sets admin)
   LACQUER_CACHE_DIR   same as --cache-dir     (sets cache.disk.path)
+  LACQUER_WORKERS     same as --workers       (sets workers)
   LACQUER_LOG_LEVEL   sets log.level: fatal, error, warn, info, debug, trace or
                       silent (default: ${d.log.level})
   LACQUER_PURGE_TOKEN sets purge.token, the bearer token purges must carry

@@ -44,7 +44,7 @@ function failed(ctx: z.core.$RefinementCtx, message: string): never {
   return z.NEVER;
 }
 
-function quantity(parse: (input: string | number) => number, example: string, max = Number.MAX_SAFE_INTEGER) {
+function quantity(parse: (input: string | number) => number, example: string, max = Number.MAX_SAFE_INTEGER, min = 0) {
   return z.unknown().transform((input, ctx) => {
     if (typeof input !== 'string' && typeof input !== 'number') return failed(ctx, `expected ${example}`);
     let value: number;
@@ -54,11 +54,14 @@ function quantity(parse: (input: string | number) => number, example: string, ma
       return failed(ctx, (error as Error).message);
     }
     if (value > max) return failed(ctx, `must be at most ${max} ms (about ${Math.floor(max / 86_400_000)} days)`);
+    if (value < min) return failed(ctx, `must be at least ${min} bytes`);
     return value;
   });
 }
 
 const size = () => quantity(parseSize, SIZE_EXAMPLE);
+/** A tier's bound: a tier of zero bytes cannot hold anything (turn the disk tier off with `enabled: false`). */
+const tierSize = () => quantity(parseSize, SIZE_EXAMPLE, Number.MAX_SAFE_INTEGER, 1);
 const duration = () => quantity(parseDuration, DURATION_EXAMPLE);
 const timeout = () => quantity(parseDuration, DURATION_EXAMPLE, MAX_TIMER_MS);
 
@@ -170,8 +173,8 @@ const originSchema = mapping({
 });
 
 const memorySchema = mapping({
-  maxSize: size().prefault('256MiB'),
-  maxObjectSize: size().prefault('8MiB'),
+  maxSize: tierSize().prefault('256MiB'),
+  maxObjectSize: tierSize().prefault('8MiB'),
 });
 
 const diskSchema = mapping({
@@ -181,8 +184,8 @@ const diskSchema = mapping({
     .trim()
     .min(1, { error: 'expected a directory path' })
     .default('var/cache'),
-  maxSize: size().prefault('1GiB'),
-  maxObjectSize: size().prefault('256MiB'),
+  maxSize: tierSize().prefault('1GiB'),
+  maxObjectSize: tierSize().prefault('256MiB'),
 });
 
 const cacheSchema = mapping({
@@ -199,7 +202,7 @@ const cacheSchema = mapping({
   heuristicMaxTtl: duration().prefault('1d'),
   jitter: fraction(0.5).default(0.1),
   staleWhileRevalidate: duration().prefault(0),
-  staleIfError: duration().prefault(0),
+  staleIfError: duration().prefault('10s'),
   hitForMissTtl: duration().prefault('30s'),
   setCookie: oneOf(SET_COOKIE).default('pass'),
   honorRequestCacheControl: flag().default(true),
@@ -251,6 +254,7 @@ const requestSchema = mapping({
 const tagsSchema = mapping({
   headers: headerList().prefault(['surrogate-key', 'cache-tag']),
   strip: flag().default(true),
+  maxPerEntry: wholeNumber(1, 65_536).default(256),
 });
 
 const purgeToken = z
@@ -362,7 +366,19 @@ const redisSchema = mapping({
   }
 });
 
+const WORKERS_EXAMPLE = 'expected a whole number from 1 to 1024, or "auto" (one per available core)';
+
+/** A number, or its spelling in an environment variable or flag ("4"), or "auto". */
+const workers = () =>
+  z.unknown().transform((input, ctx): number | 'auto' => {
+    if (input === 'auto') return 'auto';
+    const value = typeof input === 'string' && /^\d+$/.test(input.trim()) ? Number(input.trim()) : input;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 1024) return failed(ctx, WORKERS_EXAMPLE);
+    return value;
+  });
+
 export const configSchema = mapping({
+  workers: workers().default(1),
   listen: address().prefault('127.0.0.1:8080'),
   admin: address().prefault('127.0.0.1:8081'),
   origin: section(originSchema.prefault({})),

@@ -68,7 +68,7 @@ export interface CacheOptions {
   jitter: number;
   /** stale-while-revalidate window assumed when the origin sends none. Default 0. */
   staleWhileRevalidate: number;
-  /** stale-if-error window assumed when the origin sends none. Default 0. */
+  /** stale-if-error window assumed when the origin sends none (grace when the origin fails; RFC 9111 §4.2.4 allows stale when disconnected). Default 10s. */
   staleIfError: number;
   /** How long an uncacheable key stays marked hit-for-miss (no request queueing). Default 30s. */
   hitForMissTtl: number;
@@ -98,6 +98,8 @@ export interface TagOptions {
   headers: string[];
   /** Remove the tag headers from responses sent to clients. Default true. */
   strip: boolean;
+  /** Tags kept per stored response; the rest are ignored (each tag costs memory in the tag index). Default 256. */
+  maxPerEntry: number;
 }
 
 export interface PurgeOptions {
@@ -178,8 +180,16 @@ export interface RedisOptions {
   purge: RedisPurgeOptions;
   shared: RedisSharedOptions;
 }
+/**
+ * Processes serving requests: 1 is a single process (no primary); N > 1 or
+ * "auto" (one per available core) starts a primary that runs that many
+ * workers sharing the listening sockets. Default 1. Read by the command
+ * (proxy/cli.ts); startLacquer itself always runs in the calling process.
+ */
+export type Workers = number | 'auto';
 
 export interface Config {
+  workers: Workers;
   listen: ListenAddress;
   admin: ListenAddress;
   origin: OriginOptions;

@@ -43,10 +43,9 @@ export class AccessLog {
 }
 
 export function accessLine(event: RequestEvent, originMs: number | undefined): AccessLine {
-  const queryStart = event.url.indexOf('?');
   return {
     method: event.method,
-    path: queryStart === -1 ? event.url : event.url.slice(0, queryStart),
+    path: loggedPath(event.url),
     status: event.status,
     outcome: event.outcome,
     durationMs: round(event.durationMs),
@@ -56,4 +55,22 @@ export function accessLine(event: RequestEvent, originMs: number | undefined): A
 
 function round(ms: number): number {
   return Math.round(ms * 10) / 10;
+}
+
+/**
+ * The path of a request target, without its query (which may carry
+ * tokens) and, for an absolute-form target (RFC 9112 §3.2.2), without its
+ * scheme and authority (which may carry user:password@).
+ */
+export function loggedPath(target: string): string {
+  let path = target;
+  if (!path.startsWith('/')) {
+    const authority = path.indexOf('://');
+    if (authority !== -1) {
+      const slash = path.indexOf('/', authority + 3);
+      path = slash === -1 ? '/' : path.slice(slash);
+    }
+  }
+  const queryStart = path.indexOf('?');
+  return queryStart === -1 ? path : path.slice(0, queryStart);
 }

@@ -18,6 +18,8 @@ export type Authorize = (request: FastifyRequest) => boolean;
 export interface ObservabilityRoutesOptions {
   /** Absent when metrics are disabled: /metrics is then not served. */
   readonly registry?: Registry;
+  /** Replaces this registry's text (a worker answers for all workers). */
+  readonly scrape?: (() => Promise<string>) | undefined;
   readonly explain: {
     readonly store: Store;
     readonly tier: string;
@@ -33,7 +35,7 @@ export function registerObservabilityRoutes(app: FastifyInstance, options: Obser
   const registry = options.registry;
   if (registry !== undefined) {
     app.get('/metrics', async (_request, reply) => {
-      const text = await registry.metrics();
+      const text = options.scrape === undefined ? await registry.metrics() : await options.scrape();
       return reply.header('content-type', registry.contentType).header('cache-control', 'no-store').send(text);
     });
   }

@@ -30,6 +30,8 @@ export interface AttachOptions {
   readonly clock: () => number;
   /** Who may use /explain; default loopback clients only (the purge token plugs in here). */
   readonly authorize?: Authorize;
+  /** In a worker: /metrics answers with every worker's metrics combined, from this source. */
+  readonly scrape?: () => Promise<string>;
 }
 
 export interface Observability {
@@ -62,6 +64,7 @@ export function createObservability(config: Config): Observability {
       observer.start(AccessLog.enabledAt(config.log.level) ? new AccessLog(options.logger) : undefined);
       registerObservabilityRoutes(options.admin, {
         registry: metrics?.registry,
+        scrape: options.scrape,
         explain: {
           store: options.store,
           tier: options.storeTier,

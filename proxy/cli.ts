@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { ConfigError } from '../config/errors.js';
 import { helpText, loadConfig } from '../config/load.js';
+import { roleOf, runClustered } from './cluster/index.js';
 import { startLacquer, type RunningLacquer } from './main.js';
 
 /**
@@ -26,6 +27,10 @@ async function run(): Promise<void> {
     process.stdout.write(helpText());
     return;
   }
+
+  // workers: N > 1 or auto: this process is the primary, or one of its workers (proxy/cluster/).
+  const role = roleOf(loaded.config);
+  if (role !== 'single') return runClustered(role, loaded.config, loaded.file);
 
   let running: RunningLacquer;
   try {

@@ -5,18 +5,18 @@ import { HitForMiss, Invalidations, WaitingList } from './cache/coalesce.js';
 import { freshenedHeaders, notModifiedMatches, validatorHeaders } from './cache/conditional.js';
 import { decideLookup, mayServeOnError, type LookupDecision, type MissReason } from './cache/decide.js';
 import type { Entry } from './cache/entry.js';
-import { keyForLocation, requestTarget, type RequestTarget } from './cache/key.js';
+import { isHostField, keyForLocation, requestTarget, type RequestTarget } from './cache/key.js';
 import { judgeResponse, makeEntry, requestDirectives, type EntryPlan, type PolicyOptions, type StorageVerdict } from './cache/policy.js';
 import { encodingBucket, variantOf } from './cache/vary.js';
 import { cacheStatus, deliverEntry, plainDelivery, remainingTtl, type CacheStatusFacts, type Delivery, type Outcome } from './deliver.js';
 import { ProxyError, upstreamError } from './errors.js';
 import { publishFlow, refreshPhase, requestOrigin } from './events.js';
-import { headerValue, type HeaderMap } from './http/headers.js';
+import { headerValue, tokenList, type HeaderMap } from './http/headers.js';
 import type { FileBody } from './cache/body.js';
 import { isStreamingStore, type BodyWriter, type Store } from './store/store.js';
 import { streamToDisk } from './store/stream-fill.js';
 import { bufferBody, type Origin, type OriginResponse } from './upstream/origin.js';
-import { downstreamResponseHeaders, upstreamRequestHeaders } from './upstream/forward-headers.js';
+import { downstreamResponseHeaders, headersOriginSees, upstreamRequestHeaders } from './upstream/forward-headers.js';
 import type { InterimListener } from './upstream/interim.js';
 
 /**
@@ -101,7 +101,12 @@ export class Flow {
     this.#strip = deps.config.request.stripHeaders.filter((name) => !deps.config.key.headers.includes(name));
   }
 
-  async handle(request: ProxyRequest): Promise<Delivery> {
+  async handle(received: ProxyRequest): Promise<Delivery> {
+    const host = received.headers['host'];
+    if (host !== undefined && !isHostField(host)) return this.#error(new ProxyError('BAD_REQUEST', { detail: 'the Host header is not a host and port' }), { fwd: 'bypass' });
+    // From here on, the request is what the origin will see: keys and variants never depend on a field it does not receive.
+    const headers = headersOriginSees(received.headers, this.#strip);
+    const request = headers === received.headers ? received : { ...received, headers };
     const target = requestTarget(request.url, request.headers, this.#config.key);
     if (request.method !== 'GET' && request.method !== 'HEAD') return this.#passUnsafe(request, target);
 
@@ -175,12 +180,15 @@ export class Flow {
     if (shared.kind === 'entry' && this.#usableBy(shared.entry, request)) {
       return this.#deliver(shared.entry, request, outcomeOfFill(shared.facts), { ...shared.facts, collapsed: true, ttl: remainingTtl(shared.entry, now) });
     }
-    if (shared.kind === 'failed') {
-      if (stale !== undefined && mayServeOnError(stale, now)) return this.#serveStaleOnError(stale, request, shared.error.message);
-      return this.#error(shared.error, { fwd, collapsed: true });
-    }
+    if (shared.kind === 'failed') return this.#answerFailedWaiter(request, shared.error, stale, fwd);
     // Not shareable with this client: it asks the origin itself, at once.
     return this.#forward(request, target, { fwd, detail: 'not-shareable' }, 'miss', true);
+  }
+
+  async #answerFailedWaiter(request: ProxyRequest, error: ProxyError, stale: Entry | undefined, fwd: CacheStatusFacts['fwd']): Promise<Delivery> {
+    const usable = stale === undefined ? undefined : await this.#staleForError(stale);
+    if (usable !== undefined) return this.#serveStaleOnError(usable, request, error.message);
+    return this.#error(error, { fwd, collapsed: true });
   }
 
   /** Whether an entry filled for another request may answer this one (its variant, RFC 9111 §3.5 for Authorization). */
@@ -198,7 +206,6 @@ export class Flow {
     const headers = this.#upstreamHeaders(request, target);
     for (const name of CONDITIONAL_FIELDS) delete headers[name];
     if (stale !== undefined) Object.assign(headers, validatorHeaders(stale));
-    headers['accept-encoding'] = encodingBucket(headerValue(request.headers, 'accept-encoding'));
 
     const requestTime = this.#deps.clock();
     let response: OriginResponse;
@@ -212,21 +219,26 @@ export class Flow {
 
     if (stale !== undefined && response.status === 304) {
       response.body.resume();
-      if (notModifiedMatches(responseHeaders, stale)) return this.#freshen(request, stale, responseHeaders, requestTime, responseTime, stamp);
+      // A 304 that changes Vary would leave the entry under a variant chosen by other fields: ask again without validators instead.
+      if (notModifiedMatches(responseHeaders, stale) && sameVary(responseHeaders, stale)) return this.#freshen(request, stale, responseHeaders, requestTime, responseTime, stamp);
       // A 304 we cannot apply answers only our own validators: ask once more without them, never pass it on (RFC 9111 §4.3.3).
       return this.#fill(request, target, undefined, fwd);
     }
-    if (stale !== undefined && response.status >= 500 && mayServeOnError(stale, responseTime)) {
+    const usable = stale !== undefined && response.status >= 500 ? await this.#staleForError(stale) : undefined;
+    if (usable !== undefined) {
       response.body.resume();
-      const delivery = this.#serveStaleOnError(stale, request, `origin status ${response.status}`, response.status);
-      return { shared: { kind: 'entry', entry: stale, facts: { fwd: 'stale', fwdStatus: response.status, detail: 'stale-if-error' }, since: stamp }, leader: delivery };
+      const delivery = this.#serveStaleOnError(usable, request, `origin status ${response.status}`, response.status);
+      return { shared: { kind: 'entry', entry: usable, facts: { fwd: 'stale', fwdStatus: response.status, detail: 'stale-if-error' }, since: stamp }, leader: delivery };
     }
 
     const verdict = this.#judge(request, response.status, responseHeaders, requestTime, responseTime);
     const facts: CacheStatusFacts = { fwd, fwdStatus: response.status };
     if (!verdict.store) {
-      if (stale !== undefined) this.#deleteVariant(stale);
-      if (response.status < 500) this.#hitForMiss.mark(target.key, responseTime + this.#config.cache.hitForMissTtl);
+      // A reason that comes from this request (its no-store, its Authorization) says nothing of what others may be served.
+      if (!REQUEST_REASONS.has(verdict.reason)) {
+        if (stale !== undefined) this.#deleteVariant(stale);
+        if (response.status < 500) this.#hitForMiss.mark(target.key, responseTime + this.#config.cache.hitForMissTtl);
+      }
       const leader = this.#streamed(request, response, { ...facts, detail: verdict.reason }, 'miss');
       return { shared: { kind: 'unshareable' }, leader };
     }
@@ -250,7 +262,7 @@ export class Flow {
 
     const now = this.#deps.clock();
     const entry = makeEntry(withBodyLength(plan, buffered.body), target.key, variantOf(request.headers, plan.vary), buffered.body, now, KEEP_WITH_VALIDATORS_MS);
-    const stored = this.invalidations.mayStore(target.key, stamp, entry.tags) && (await this.#save(entry));
+    const stored = await this.#saveUnlessInvalidated(entry, stamp);
     if (stored) this.#hitForMiss.clear(target.key);
     const storedFacts = { ...facts, stored };
     return {
@@ -296,7 +308,7 @@ export class Flow {
   /** A body streamed to disk is complete: its entry is stored unless the key was invalidated meanwhile. */
   async #storeStreamed(request: ProxyRequest, target: RequestTarget, fill: LargeFill, body: FileBody): Promise<void> {
     const entry = makeEntry(withBodyLength(fill.plan, body), target.key, variantOf(request.headers, fill.plan.vary), body, this.#deps.clock(), KEEP_WITH_VALIDATORS_MS);
-    if (this.invalidations.mayStore(target.key, fill.stamp, entry.tags) && (await this.#save(entry))) this.#hitForMiss.clear(target.key);
+    if (await this.#saveUnlessInvalidated(entry, fill.stamp)) this.#hitForMiss.clear(target.key);
   }
 
   /** A 304 from the origin: the stored entry's headers are updated and its lifetime renewed (RFC 9111 §4.3.4). */
@@ -306,14 +318,14 @@ export class Flow {
     const facts: CacheStatusFacts = { fwd: 'stale', fwdStatus: 304 };
     const now = this.#deps.clock();
     if (!verdict.store) {
-      // The origin no longer lets us keep it: this request is still answered from the validated body.
-      this.#deleteVariant(stale);
+      // The origin no longer lets us keep it (unless the reason is this request's own): this request is still answered from the validated body.
+      if (!REQUEST_REASONS.has(verdict.reason)) this.#deleteVariant(stale);
       const transient = makeEntry(transientPlan(stale, merged, requestTime, responseTime), stale.key, stale.variant, stale.body, now, 0);
       return { shared: { kind: 'unshareable' }, leader: this.#deliver(transient, request, 'revalidated', facts) };
     }
     const plan = verdict.plan.tags.length === 0 ? { ...verdict.plan, tags: stale.tags } : verdict.plan;
     const entry = makeEntry(plan, stale.key, stale.variant, stale.body, now, KEEP_WITH_VALIDATORS_MS);
-    const stored = this.invalidations.mayStore(stale.key, stamp, entry.tags) && (await this.#save(entry));
+    const stored = await this.#saveUnlessInvalidated(entry, stamp);
     const storedFacts = { ...facts, stored };
     return {
       shared: { kind: 'entry', entry, facts: storedFacts, since: stamp },
@@ -321,13 +333,24 @@ export class Flow {
     };
   }
 
-  #failedFill(error: ProxyError, request: ProxyRequest, stale: Entry | undefined, fwd: CacheStatusFacts['fwd']): FillResult {
+  async #failedFill(error: ProxyError, request: ProxyRequest, stale: Entry | undefined, fwd: CacheStatusFacts['fwd']): Promise<FillResult> {
     this.#deps.onError?.(error, 'origin fetch');
-    const leader =
-      stale !== undefined && mayServeOnError(stale, this.#deps.clock())
-        ? this.#serveStaleOnError(stale, request, error.message)
-        : this.#error(error, { fwd });
+    const usable = stale === undefined ? undefined : await this.#staleForError(stale);
+    const leader = usable !== undefined ? this.#serveStaleOnError(usable, request, error.message) : this.#error(error, { fwd });
     return { shared: { kind: 'failed', error }, leader };
+  }
+
+  /**
+   * The stale entry to serve because the origin failed (RFC 5861 §4), as the
+   * store holds it now: a hard purge while the origin was being asked
+   * removed it, and purged content is not served; a soft purge kept it
+   * (marked stale), and stale-if-error still protects the origin.
+   */
+  async #staleForError(stale: Entry): Promise<Entry | undefined> {
+    const variants = await this.#lookup(stale.key);
+    // A store that cannot answer does not stop the one copy in hand from being used.
+    const current = variants === 'store-failed' ? stale : variants?.find((entry) => entry.variant === stale.variant && entry.storedAt === stale.storedAt);
+    return current !== undefined && mayServeOnError(current, this.#deps.clock()) ? current : undefined;
   }
 
   /** stale-while-revalidate: at most one refresh per key runs, whoever asks (RFC 5861 §3). */
@@ -402,6 +425,20 @@ export class Flow {
     return judgeResponse({ requestMethod: 'GET', requestHeaders: request.headers, status, headers, requestTime, responseTime }, this.#policy);
   }
 
+  /**
+   * Stores an entry fetched since `stamp` unless a purge has named it since.
+   * Checked again once the write is done: a purge that ran while the store
+   * was still writing (the disk tier writes asynchronously) could not find
+   * the entry to remove it, so the entry is removed here instead.
+   */
+  async #saveUnlessInvalidated(entry: Entry, stamp: number): Promise<boolean> {
+    if (!this.invalidations.mayStore(entry.key, stamp, entry.tags)) return false;
+    if (!(await this.#save(entry))) return false;
+    if (this.invalidations.mayStore(entry.key, stamp, entry.tags)) return true;
+    this.#deleteVariant(entry);
+    return false;
+  }
+
   async #save(entry: Entry): Promise<boolean> {
     try {
       await this.#deps.store.set(entry);
@@ -414,16 +451,17 @@ export class Flow {
 
   #deleteVariant(entry: Entry): void {
     const store = this.#deps.store as Store & { deleteVariant?(entry: Entry): unknown };
+    const failed = (error: unknown) => this.#deps.onError?.(error, 'store delete');
     try {
-      if (store.deleteVariant !== undefined) void store.deleteVariant(entry);
-      else void store.delete(entry.key);
+      const done = store.deleteVariant !== undefined ? store.deleteVariant(entry) : store.delete(entry.key);
+      if (done instanceof Promise) done.catch(failed);
     } catch (error) {
-      this.#deps.onError?.(error, 'store delete');
+      failed(error);
     }
   }
 
   #upstreamHeaders(request: ProxyRequest, target: RequestTarget): HeaderMap {
-    return upstreamRequestHeaders(request.headers, {
+    const headers = upstreamRequestHeaders(request.headers, {
       clientIp: request.clientIp,
       protocol: request.protocol,
       host: target.host,
@@ -432,6 +470,9 @@ export class Flow {
       strip: this.#strip,
       surrogateCapability: `${this.#config.cache.name}="Surrogate/1.0"`,
     });
+    // Whatever path a GET takes, an answer that may be stored must be one every client of its encoding bucket can decode.
+    if (request.method === 'GET' || request.method === 'HEAD') headers['accept-encoding'] = encodingBucket(headerValue(request.headers, 'accept-encoding'));
+    return headers;
   }
 
   #deliver(entry: Entry, request: ProxyRequest, outcome: Outcome, facts: CacheStatusFacts): Delivery {
@@ -459,6 +500,16 @@ export class Flow {
   #error(error: ProxyError, facts: CacheStatusFacts): Delivery {
     return plainDelivery(error.status, error.message, 'error', cacheStatus(this.#config.cache.name, { ...facts, detail: error.code.toLowerCase() }));
   }
+}
+
+/** Reasons not to store that come from the request, not the response: the stored entry stays good for others. */
+const REQUEST_REASONS: ReadonlySet<string> = new Set(['request-no-store', 'authorization']);
+
+/** Whether a 304 keeps the stored entry's Vary (a 304 without Vary does). */
+function sameVary(notModified: HeaderMap, stale: Entry): boolean {
+  if (notModified['vary'] === undefined) return true;
+  const vary = tokenList(notModified, 'vary');
+  return vary.length === stale.vary.length && vary.every((name, i) => name === stale.vary[i]);
 }
 
 /** A stale entry with validators is kept this long after its last usable moment, for conditional revalidation. */

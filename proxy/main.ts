@@ -7,6 +7,7 @@ import { TagIndex } from '../purge/tag-index.js';
 import { createObservability } from '../metrics/index.js';
 import { attachRedis, attachShared, type AttachedRedis } from '../redis/attach.js';
 import { buildAdminServer, type ReadinessPart } from './admin.js';
+import type { WorkerHooks } from './cluster/hooks.js';
 import { buildProxyServer } from './server.js';
 import { fanOut } from './store/fan-out.js';
 import { buildStore } from './store/build.js';
@@ -32,6 +33,8 @@ const SWEEP_INTERVAL_MS = 30_000;
 export interface StartOptions {
   /** Epoch milliseconds; tests move it by hand. Default Date.now. */
   readonly clock?: () => number;
+  /** Set in one of several workers (proxy/cluster/): shares the disk tier, purges and metrics with the others. */
+  readonly worker?: WorkerHooks;
 }
 
 export async function startLacquer(config: Config, options: StartOptions = {}): Promise<RunningLacquer> {
@@ -51,6 +54,7 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
     listener: fanOut([tagIndex, observability.storeListener(evictionTier)]),
     log: (message) => warn(message),
     onError: (error, context) => warn(context, error),
+    ...(options.worker && { diskSharing: options.worker.diskSharing }),
   });
   // With the shared tier, the local tiers sit over Redis; everything else sees one store.
   const shared = config.redis.url !== null && config.redis.shared.enabled ? attachShared(config, built.store, clock, (error, context) => warn(context, error)) : undefined;
@@ -72,7 +76,8 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
   shared?.store.watchPurges(proxy.flow.invalidations);
   const purge = attachPurge({ config, index: tagIndex, store, invalidations: proxy.flow.invalidations, proxyApp: proxy.app, adminApp: admin, clock });
   const tiers = built.kind === 'tiered' ? [{ tier: 'memory', store: built.store.memory }, { tier: 'disk', store: built.store.disk }] : [{ tier: 'memory', store: built.store }];
-  observability.attach({ admin, logger: proxy.app.log, tiers, store, storeTier: built.kind, clock, authorize: purge.allows });
+  observability.attach({ admin, logger: proxy.app.log, tiers, store, storeTier: built.kind, clock, authorize: purge.allows, ...(options.worker && { scrape: options.worker.scrape }) });
+  options.worker?.attach({ purger: purge.purger, registry: observability.metrics?.registry, disk: built.kind === 'tiered' ? built.store.disk : undefined, proxyApp: proxy.app, adminApp: admin });
   warn = (message, error) => proxy.app.log.warn(error === undefined ? {} : { err: error }, message);
   if (built.kind === 'tiered') {
     const started = performance.now();

@@ -22,6 +22,12 @@ export interface AuthRequest {
   readonly authorization: string | undefined;
   /** The client's socket address. */
   readonly clientIp: string;
+  /**
+   * The request came through another proxy (it carries X-Forwarded-For,
+   * Forwarded or Via): its socket address is that proxy's, so loopback says
+   * nothing about who sent it.
+   */
+  readonly relayed?: boolean;
 }
 
 export interface Authorizer {
@@ -41,10 +47,13 @@ export function createAuthorizer(options: AuthOptions): Authorizer {
   const expected = options.token === null ? undefined : digest(options.token);
 
   return {
-    authorize({ authorization, clientIp }) {
+    authorize({ authorization, clientIp, relayed = false }) {
       const ip = unmapped(clientIp);
       if (matches(allowed, ip)) return { kind: 'allowed', by: 'address' };
       if (expected === undefined) {
+        if (relayed && matches(loopback, ip)) {
+          return { kind: 'denied', status: 403, reason: 'this request came through another proxy (X-Forwarded-For, Forwarded or Via), so its loopback address does not allow purging; configure a purge token' };
+        }
         return matches(loopback, ip)
           ? { kind: 'allowed', by: 'loopback' }
           : { kind: 'denied', status: 403, reason: 'purging is allowed only from loopback or the configured addresses (no purge token is configured)' };

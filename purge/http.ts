@@ -1,11 +1,17 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Authorizer } from './auth.js';
+import type { AuthRequest, Authorizer } from './auth.js';
 
 /** The Fastify side of purge answers, shared by POST /purge and the PURGE method. */
 
 /** The purge check as a yes/no on a Fastify request, for other operator routes guarded like purge (e.g. explain). */
 export function allowedLikePurge(authorizer: Authorizer): (request: FastifyRequest) => boolean {
-  return (request) => authorizer.authorize({ authorization: request.headers.authorization, clientIp: request.socket.remoteAddress ?? '' }).kind === 'allowed';
+  return (request) => authorizer.authorize(authRequestOf(request)).kind === 'allowed';
+}
+
+function authRequestOf(request: FastifyRequest): AuthRequest {
+  const { headers } = request;
+  const relayed = headers['x-forwarded-for'] !== undefined || headers['forwarded'] !== undefined || headers['via'] !== undefined;
+  return { authorization: headers.authorization, clientIp: request.socket.remoteAddress ?? '', relayed };
 }
 
 /**
@@ -14,8 +20,7 @@ export function allowedLikePurge(authorizer: Authorizer): (request: FastifyReque
  * is thenable, so returning one from an async function would lose it.
  */
 export function deniedPurge(authorizer: Authorizer, request: FastifyRequest, reply: FastifyReply): boolean {
-  const authorization = request.headers.authorization;
-  const decision = authorizer.authorize({ authorization, clientIp: request.socket.remoteAddress ?? '' });
+  const decision = authorizer.authorize(authRequestOf(request));
   if (decision.kind === 'allowed') return false;
   if (decision.status === 401) reply.header('www-authenticate', 'Bearer realm="lacquer"');
   void reply

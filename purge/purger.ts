@@ -135,6 +135,10 @@ export class Purger {
     });
     if (inexact.length + prefixes.length > 0) invalidations.invalidateMatching(keyMatcher(inexact, prefixes));
 
+    // A store still reading its index at boot cannot yet name everything this purge covers, and would add it afterwards.
+    const booting = (this.#options.store as Store & { readonly ready?: Promise<void> }).ready;
+    if (booting !== undefined) await booting.catch(() => undefined);
+
     const soft = spec.mode === 'soft';
     const tags = new Set(spec.tags);
     const tally = { purged: 0, errors: 0, handled: 0 };

@@ -41,6 +41,18 @@ export function keyForLocation(location: string, requestHost: string, options: K
   return requestTarget(parsed.pathname + parsed.search, { ...headers, host: requestHost }, options).key;
 }
 
+/**
+ * Whether a Host field is `uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986
+ * §3.2.2): a registered name or an IP literal, and digits after the colon.
+ * Anything else (a slash, `?`, `#`, `@`, spaces) is refused, since the key
+ * is the host followed by the path and must never be read as another path.
+ */
+export function isHostField(value: string | string[]): boolean {
+  return typeof value === 'string' && HOST_FIELD.test(value);
+}
+
+const HOST_FIELD = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]{0,5})?$/;
+
 export function normalizeHost(host: string): string {
   const lower = host.trim().toLowerCase();
   return lower.endsWith(':80') ? lower.slice(0, -3) : lower;

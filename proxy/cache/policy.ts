@@ -138,10 +138,13 @@ export function judgeResponse(response: ResponseUnderJudgement, options: PolicyO
   const staleWhileRevalidate = mustRevalidate ? 0 : staleWindow(directives, 'stale-while-revalidate', options.cache.staleWhileRevalidate);
   const staleIfError = mustRevalidate ? 0 : staleWindow(directives, 'stale-if-error', options.cache.staleIfError);
   const hasValidator = headers['etag'] !== undefined || headers['last-modified'] !== undefined;
-  const usable = lifetime.ms > 0 || staleWhileRevalidate > 0 || staleIfError > 0 || hasValidator;
+  // Only the origin's own stale windows make an otherwise unusable response worth storing:
+  // the configured defaults (grace) extend what is stored anyway, they do not store more.
+  const explicitWindow = (staleWhileRevalidate > 0 && directives.has('stale-while-revalidate')) || (staleIfError > 0 && directives.has('stale-if-error'));
+  const usable = lifetime.ms > 0 || explicitWindow || hasValidator;
   if (!usable) return notStored('no-lifetime');
 
-  const tags = tagsOf(headers, options.tags.headers);
+  const tags = tagsOf(headers, options.tags.headers, options.tags.maxPerEntry);
   const removed = new Set<string>(strippedFields);
   if (setCookie) removed.add('set-cookie');
   if (options.tags.strip) for (const name of options.tags.headers) removed.add(name);
@@ -200,16 +203,37 @@ export function factsOf(status: number, headers: HeaderMap, directives: Directiv
   };
 }
 
-function tagsOf(headers: HeaderMap, tagHeaders: readonly string[]): string[] {
+function tagsOf(headers: HeaderMap, tagHeaders: readonly string[], max: number): string[] {
   const tags = new Set<string>();
   for (const name of tagHeaders) {
     const value = headerValue(headers, name);
     if (value === undefined) continue;
     // Surrogate-Key separates with spaces, Cache-Tag with commas; accept both in either.
-    for (const member of splitList(value)) for (const tag of member.split(/\s+/)) if (tag !== '') tags.add(tag);
+    for (const member of splitList(value)) {
+      for (const tag of member.split(/\s+/)) {
+        if (tag === '') continue;
+        tags.add(tag);
+        if (tags.size === max) return [...tags];
+      }
+    }
   }
   return [...tags];
 }
+
+/**
+ * What an entry's tags cost: the strings, kept with the entry and as keys of
+ * the tag index, and the index's link to the entry. Counted in the entry's
+ * size so the memory bound covers them (tag headers are usually stripped, so
+ * the stored headers do not).
+ */
+function tagsSize(tags: readonly string[]): number {
+  let bytes = 0;
+  for (const tag of tags) bytes += 2 * tag.length + TAG_LINK_BYTES;
+  return bytes;
+}
+
+/** The tag index's cost per tag of an entry beyond the tag itself (a Set member and its share of the maps), roughly. */
+const TAG_LINK_BYTES = 64;
 
 /** The headers kept with an entry: Age is recomputed on every delivery, so it is never stored. */
 function storedHeaders(headers: HeaderMap, removed: ReadonlySet<string>): StoredHeaders {
@@ -256,6 +280,6 @@ export function makeEntry(plan: EntryPlan, key: string, variant: string, body: B
     mustRevalidate: plan.mustRevalidate,
     immutable: plan.immutable,
     sharedWithAuthorization: plan.sharedWithAuthorization,
-    size: body.length + headersSize(plan.headers) + key.length + variant.length + ENTRY_OVERHEAD_BYTES,
+    size: body.length + headersSize(plan.headers) + key.length + variant.length + tagsSize(plan.tags) + ENTRY_OVERHEAD_BYTES,
   };
 }

@@ -20,6 +20,8 @@ export function rangeFor(requestHeaders: HeaderMap, size: number, validators: { 
   if (match === null) return FULL;
   const [, first = '', last = ''] = match;
   if (first === '' && last === '') return FULL;
+  // An empty representation has no byte to start at (RFC 9110 §14.1.1).
+  if (size === 0) return { kind: 'unsatisfiable' };
   if (first === '') {
     // A suffix range: the last N bytes.
     const length = Number(last);

@@ -11,8 +11,9 @@ export type StoredHeaders = Record<string, string | string[]>;
 /** One field value; repeated fields are combined with ", " as RFC 9110 §5.3 allows. */
 export function headerValue(headers: HeaderMap, name: string): string | undefined {
   const value = headers[name];
-  if (value === undefined) return undefined;
-  return Array.isArray(value) ? value.join(', ') : value;
+  if (typeof value === 'string') return value;
+  // Anything else is absent, including what a name like `constructor` finds on the prototype.
+  return Array.isArray(value) ? value.join(', ') : undefined;
 }
 
 /**

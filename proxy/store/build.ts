@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import type { Config } from '../../config/types.js';
 import { MemoryStore } from './memory.js';
+import type { DiskSharing } from './disk.js';
 import type { Store, StoreListener } from './store.js';
 import { TieredStore } from './tiered.js';
 
@@ -11,6 +12,8 @@ export interface BuildStoreOptions {
   readonly cwd?: string;
   readonly log?: (message: string) => void;
   readonly onError?: (error: unknown, context: string) => void;
+  /** Set in a worker: the disk tier is shared with the other workers (proxy/cluster/). */
+  readonly diskSharing?: DiskSharing;
 }
 
 export type BuiltStore =
@@ -27,7 +30,7 @@ export function buildStore(config: Config, options: BuildStoreOptions): BuiltSto
   const dir = resolve(options.cwd ?? process.cwd(), disk.path);
   const store = new TieredStore({
     memory,
-    disk: { dir, maxSize: disk.maxSize, maxObjectSize: disk.maxObjectSize },
+    disk: { dir, maxSize: disk.maxSize, maxObjectSize: disk.maxObjectSize, ...(options.diskSharing && { shared: options.diskSharing }) },
     maxVariants,
     clock: options.clock,
     ...(options.listener && { listener: options.listener }),

@@ -1,5 +1,5 @@
 import { readFile as readFileCallback } from 'node:fs';
-import { mkdir, readdir, readFile as readText, unlink, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile as readText, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CACHE_FILE, LOCK_FILE, MARKER_CONTENT, MARKER_FILE, PURGE_POSITION_FILE, SUBDIR, TEMP_FILE } from './disk-files.js';
@@ -16,6 +16,13 @@ export interface ScanHost {
   isFresh(id: string): boolean;
   /** Indexes a record found on disk: `superseded` when a newer copy or a delete wins, `known` when this process wrote it. */
   adopt(record: MetaRecord, metaId: string): 'indexed' | 'known' | 'superseded';
+  /**
+   * Set when other workers write the directory meanwhile (epoch ms they
+   * started): a temporary or unreferenced file is only a leftover if it was
+   * last modified before then, and a body missing from the listing may have
+   * been renamed into place since.
+   */
+  readonly sharedSince?: number;
 }
 
 /** The callback form: for many small files it costs far less than fs/promises' readFile. */
@@ -48,7 +55,7 @@ export async function scanDirectory(dir: string, host: ScanHost): Promise<void> 
         else bodies.set(match[1]!, itemPath);
       } else if (item.isFile() && TEMP_FILE.test(item.name)) {
         // Left by a write that a crash interrupted; never renamed, so never part of an entry.
-        if (!host.temps.has(itemPath)) host.unlink(itemPath);
+        if (!host.temps.has(itemPath) && (await leftOver(itemPath, host))) host.unlink(itemPath);
       } else {
         skipForeign(itemPath, item.isDirectory(), host);
       }
@@ -67,7 +74,7 @@ export async function scanDirectory(dir: string, host: ScanHost): Promise<void> 
   // Bodies no metadata file names: a crash came between writing the body and its metadata.
   let orphans = 0;
   for (const [id, path] of bodies) {
-    if (host.isFresh(id)) continue;
+    if (host.isFresh(id) || !(await leftOver(path, host))) continue;
     host.unlink(path);
     orphans++;
   }
@@ -89,12 +96,32 @@ async function indexOne(path: string, metaId: string, bodies: ReadonlyMap<string
     host.unlink(path);
     return;
   }
-  if (!bodies.has(record.body.id) && !host.isFresh(record.body.id)) {
+  if (!bodies.has(record.body.id) && !host.isFresh(record.body.id) && !(await renamedSince(path, record.body.id, host))) {
     host.log(`disk cache: removed metadata file ${path} whose body file is missing`);
     host.unlink(path);
     return;
   }
   if (record.entry.deleteAt <= host.clock() || host.adopt(record, metaId) === 'superseded') host.unlink(path);
+}
+
+/** Whether a temporary or unreferenced file is a crash's leftover rather than another worker's work in progress. */
+async function leftOver(path: string, host: ScanHost): Promise<boolean> {
+  if (host.sharedSince === undefined) return true;
+  try {
+    return (await stat(path)).mtimeMs < host.sharedSince;
+  } catch {
+    return false;
+  }
+}
+
+/** With other workers writing, a body the listing missed may have been renamed into place after its directory was read. */
+async function renamedSince(metaPath: string, bodyId: string, host: ScanHost): Promise<boolean> {
+  if (host.sharedSince === undefined) return false;
+  const bodyPath = join(metaPath, '..', '..', bodyId.slice(0, 2), `${bodyId}.body`);
+  return access(bodyPath).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Removes a stray file with one log line; a stray directory is only reported, never deleted wholesale. */
@@ -112,7 +139,8 @@ function skipForeign(path: string, isDirectory: boolean, host: ScanHost): void {
  * a non-empty directory without the marker file is refused, so a mistyped
  * path can never make Lacquer delete someone's files as "foreign".
  */
-export async function claimDirectory(dir: string): Promise<void> {
+export async function claimDirectory(dir: string, sharedWith?: number): Promise<void> {
+  if (sharedWith !== undefined) return checkSharedLock(dir, sharedWith);
   await mkdir(dir, { recursive: true });
   // lost+found is what a freshly made filesystem holds, e.g. a volume mounted here.
   const names = (await readdir(dir)).filter((name) => name !== 'lost+found');
@@ -143,6 +171,14 @@ async function lockDirectory(dir: string): Promise<void> {
   }
   await unlink(path).catch(() => undefined);
   await writeFile(path, `${process.pid}\n`, { flag: 'wx' });
+}
+
+/** A worker uses the directory its primary claimed: the lock must name that primary. */
+async function checkSharedLock(dir: string, holder: number): Promise<void> {
+  const named = Number((await readText(join(dir, LOCK_FILE), 'utf8').catch(() => '')).trim());
+  if (named !== holder) {
+    throw new Error(`${dir} is not locked by this worker's primary (pid ${holder}${named > 0 ? `; the lock names pid ${named}` : '; there is no lock'})`);
+  }
 }
 
 /** Releases the lock taken by claimDirectory. */

@@ -24,7 +24,39 @@ export interface DiskStoreOptions {
   log?: (message: string) => void;
   /** Failures that lose no data but are worth reporting (unreadable directory, failed unlink). */
   onError?: (error: unknown, context: string) => void;
+  /** Set when several processes of one machine (workers) share the directory; see DiskSharing. */
+  shared?: DiskSharing;
 }
+
+/**
+ * How workers share one directory. Each keeps a full index of it: a worker
+ * announces every entry it writes and every one it drops, and applies what
+ * the others announce, so an entry written by one is a hit on all and every
+ * index counts the whole directory's bytes (eviction keeps it under maxSize).
+ * Files are never rewritten in place (random names, rename into place), so
+ * two workers never write the same file.
+ *
+ * Announcing rather than looking for a file on an index miss: files are
+ * named by random ids, not by key, so a miss cannot name the file to look
+ * for; and eviction needs each index to count every file, not just its own.
+ */
+export interface DiskSharing {
+  /** The pid that holds the directory's lock for all workers (the primary). */
+  readonly lockHolder: number;
+  /**
+   * Epoch ms when the workers' primary started. A temporary or unreferenced
+   * file last modified before it is left over from an earlier run; a newer one
+   * may be another worker's write in progress, so the boot scan leaves it.
+   */
+  readonly since: number;
+  /** Carries a change this process made to the other workers. */
+  announce(change: DiskChange): void;
+}
+
+/** A change to the directory, as workers tell each other. */
+export type DiskChange =
+  | { readonly kind: 'stored'; readonly metaId: string; readonly record: MetaRecord }
+  | { readonly kind: 'removed'; readonly key: string; readonly variant: string; readonly metaId: string };
 
 /** One stored variant as the index holds it. */
 interface Stored {
@@ -81,11 +113,15 @@ export class DiskStore implements StreamingStore, BodyOwner {
   #lastStamp = 0;
   #unusable: Error | undefined;
   #closed = false;
+  /** Metadata ids other workers removed while the boot scan runs: the scan must not bring them back. */
+  readonly #removedByPeers = new Set<string>();
+  /** True while a change from another worker is applied: it is not announced back. */
+  #applyingPeer = false;
 
   constructor(options: DiskStoreOptions) {
     this.#options = options;
     this.maxObjectSize = Math.min(options.maxObjectSize, options.maxSize);
-    this.#claimed = claimDirectory(options.dir);
+    this.#claimed = claimDirectory(options.dir, options.shared?.lockHolder);
     this.#claimed.catch(() => undefined);
     this.ready = this.#claimed.then(() => scanDirectory(options.dir, this.#scanHost())).then(
       () => this.#bootDone(),
@@ -169,6 +205,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
       }
       const indexed = this.#indexedEntry(meta, body);
       this.#add({ entry: indexed, metaId, bodyId: body.id, written });
+      this.#options.shared?.announce({ kind: 'stored', metaId, record: { entry: meta, body, written } });
       return indexed;
     } finally {
       if (held !== undefined) this.release(held);
@@ -227,6 +264,30 @@ export class DiskStore implements StreamingStore, BodyOwner {
     if (found) this.#options.log?.(`disk cache: removed an entry whose body file ${body.path} is damaged (${reason})`);
   }
 
+  /**
+   * Applies a change another worker made: an entry it wrote is indexed here
+   * (unless a newer copy of the variant is), one it dropped is dropped here.
+   * Files are left to the worker that made the change.
+   */
+  applyPeerChange(change: DiskChange): void {
+    if (this.#closed || this.#unusable !== undefined) return;
+    if (change.kind === 'stored') {
+      // Even if already past its delete time (a soft purge without grace): it still replaces any older copy here.
+      // Evictions this causes are announced: each index orders its keys by its own use.
+      this.#adopt(change.record, change.metaId);
+      return;
+    }
+    if (this.#booting) this.#removedByPeers.add(change.metaId);
+    const record = this.#keys.get(change.key);
+    if (record === undefined) return;
+    this.#applyingPeer = true;
+    try {
+      this.#keep(change.key, record, (stored) => stored.metaId !== change.metaId, 'delete');
+    } finally {
+      this.#applyingPeer = false;
+    }
+  }
+
   /** Waits for writes and removals in flight; the files stay for the next start. */
   async close(): Promise<void> {
     this.#closed = true;
@@ -237,7 +298,8 @@ export class DiskStore implements StreamingStore, BodyOwner {
       this.#removeBody(id);
     }
     while (this.#io.size > 0) await Promise.allSettled([...this.#io]);
-    if (this.#unusable === undefined) await unlockDirectory(this.#options.dir);
+    // Shared, the lock is the primary's, released when it exits.
+    if (this.#unusable === undefined && this.#options.shared === undefined) await unlockDirectory(this.#options.dir);
   }
 
   /** Writes the body file, or finds the one already holding these bytes (then only metadata is written). */
@@ -315,6 +377,10 @@ export class DiskStore implements StreamingStore, BodyOwner {
     // The metadata goes at once, so a restart cannot bring the entry back; the body after a grace period.
     this.#unlink(pathOf(this.#options.dir, stored.metaId, 'meta'));
     this.release(stored.bodyId);
+    // A replacement needs no word: every worker replaces the same way when it hears of the newer copy.
+    if (!this.#applyingPeer && reason !== 'replace') {
+      this.#options.shared?.announce({ kind: 'removed', key: stored.entry.key, variant: stored.entry.variant, metaId: stored.metaId });
+    }
     this.#options.listener?.onRemove?.(stored.entry, reason);
   }
 
@@ -392,6 +458,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
   #bootDone(): void {
     this.#booting = false;
     this.#fresh.clear();
+    this.#removedByPeers.clear();
     this.#forgetDeletes();
     this.#evictBeyondBound('');
   }
@@ -403,17 +470,22 @@ export class DiskStore implements StreamingStore, BodyOwner {
       log: (message) => this.#options.log?.(message),
       unlink: (path) => this.#unlink(path),
       isFresh: (id) => this.#fresh.has(id) || this.#refs.has(id) || this.#doomed.has(id),
+      ...(this.#options.shared && { sharedSince: this.#options.shared.since }),
       adopt: (record, metaId) => this.#adopt(record, metaId),
     };
   }
 
-  /** A record found at boot: indexed unless deleted or replaced meanwhile, or written by this process and indexed already. */
+  /**
+   * A record found at boot or announced by another worker: indexed unless
+   * deleted or replaced meanwhile, or indexed already. Copies of one variant
+   * are ordered by write stamp, then id, so every worker keeps the same one.
+   */
   #adopt(record: MetaRecord, metaId: string): 'indexed' | 'known' | 'superseded' {
     const { entry: meta, body, written } = record;
     const current = this.#keys.get(meta.key)?.stored.find((stored) => stored.entry.variant === meta.variant);
     if (current?.metaId === metaId) return 'known';
-    if ((this.#deleted.get(meta.key) ?? 0) > written) return 'superseded';
-    if (current !== undefined && current.written >= written) return 'superseded';
+    if ((this.#deleted.get(meta.key) ?? 0) > written || this.#removedByPeers.has(metaId)) return 'superseded';
+    if (current !== undefined && (current.written > written || (current.written === written && current.metaId > metaId))) return 'superseded';
     this.#add({ entry: this.#indexedEntry(meta, body), metaId, bodyId: body.id, written });
     return 'indexed';
   }

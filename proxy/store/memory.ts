@@ -69,11 +69,16 @@ export class MemoryStore implements Store {
     return variants.length;
   }
 
-  /** Removes one stored variant (e.g. when a revalidation says it may no longer be stored). */
+  /**
+   * Removes one stored variant (e.g. when a revalidation says it may no
+   * longer be stored): the one stored at the same moment as `entry`, which
+   * may be the stored copy of it rather than the same object. A newer
+   * answer stored for the variant since is left alone.
+   */
   deleteVariant(entry: Entry): void {
     const variants = this.#lru.peek(entry.key);
     if (variants === undefined) return;
-    this.#replaceVariants(entry.key, variants, (stored) => stored !== entry, 'delete');
+    this.#replaceVariants(entry.key, variants, (stored) => stored !== entry && !(stored.variant === entry.variant && stored.storedAt === entry.storedAt), 'delete');
   }
 
   /** Removes the variant with this value under a key, whichever entry object holds it. */

@@ -31,6 +31,32 @@ export function withoutHopByHop(headers: HeaderMap): HeaderMap {
   return copy;
 }
 
+/**
+ * The request fields the origin will receive: without hop-by-hop fields,
+ * the fields Connection names, and the fields stripped against poisoning.
+ * Keys and variants are computed from these, never from the raw request: a
+ * field the origin never saw must not select what is stored (a client
+ * sending `Accept-Language: fr` with `Connection: accept-language` would
+ * otherwise store the default language as the French variant). Answers the
+ * same object when there is nothing to remove, as for most requests.
+ */
+export function headersOriginSees(headers: HeaderMap, strip: readonly string[]): HeaderMap {
+  if (!hasFieldsToRemove(headers, strip)) return headers;
+  const kept = withoutHopByHop(headers);
+  for (const name of strip) delete kept[name];
+  // Connection itself stays: it still governs the client's own connection.
+  if (headers['connection'] !== undefined) kept['connection'] = headers['connection'];
+  return kept;
+}
+
+function hasFieldsToRemove(headers: HeaderMap, strip: readonly string[]): boolean {
+  for (const name of strip) if (headers[name] !== undefined) return true;
+  for (const name of HOP_BY_HOP) if (name !== 'connection' && name !== 'keep-alive' && headers[name] !== undefined) return true;
+  if (headers['connection'] === undefined) return false;
+  for (const name of tokenList(headers, 'connection')) if (!HOP_BY_HOP.has(name) && Object.hasOwn(headers, name)) return true;
+  return false;
+}
+
 export interface ForwardContext {
   /** The client's address as the socket reports it. */
   readonly clientIp: string;
@@ -51,6 +77,8 @@ export interface ForwardContext {
 export function upstreamRequestHeaders(client: HeaderMap, context: ForwardContext): HeaderMap {
   const headers = withoutHopByHop(client);
   for (const name of context.strip) delete headers[name];
+  // Expect was for us: Node has already sent the client its 100 (Continue), and the body follows on its own (RFC 9110 §10.1.1).
+  delete headers['expect'];
   headers['host'] = context.upstreamHost;
   headers['via'] = appendToList(headers['via'], context.via);
   headers['x-forwarded-for'] = appendToList(headers['x-forwarded-for'], context.clientIp);

@@ -10,6 +10,7 @@ import type { Flow } from '../../proxy/flow.js';
 import { buildProxyServer } from '../../proxy/server.js';
 import { fanOut } from '../../proxy/store/fan-out.js';
 import { MemoryStore } from '../../proxy/store/memory.js';
+import type { Store } from '../../proxy/store/store.js';
 import { Origin } from '../../proxy/upstream/origin.js';
 import { fetchText, type TestResponse } from './proxy.js';
 
@@ -45,6 +46,8 @@ export interface PurgeTestOptions {
   key?: Partial<Config['key']>;
   sliceSize?: number;
   logs?: unknown[];
+  /** Wraps the memory store the proxy uses (to slow a write down, say); the tag index stays on the memory store. */
+  wrapStore?: (store: MemoryStore) => Store;
 }
 
 export async function startPurgeProxy(originUrl: string, options: PurgeTestOptions = {}): Promise<PurgeTestProxy> {
@@ -60,10 +63,11 @@ export async function startPurgeProxy(originUrl: string, options: PurgeTestOptio
   const index = new TagIndex();
   const store = new MemoryStore({ maxSize: config.cache.memory.maxSize, maxVariants: config.cache.maxVariants, clock, listener: fanOut([index]) });
   const origin = new Origin(originUrl, config.origin);
-  const proxy = buildProxyServer({ config, store, origin, clock, random: () => 0.5 });
+  const used = options.wrapStore?.(store) ?? store;
+  const proxy = buildProxyServer({ config, store: used, origin, clock, random: () => 0.5 });
   const logger = options.logs === undefined ? false : { level: 'info', stream: { write: (line: string) => options.logs!.push(JSON.parse(line)) } };
   const admin = buildAdminServer({ origin, logger });
-  const { purger } = attachPurge({ config, index, store, invalidations: proxy.flow.invalidations, proxyApp: proxy.app, adminApp: admin, clock, ...(options.sliceSize === undefined ? {} : { sliceSize: options.sliceSize }) });
+  const { purger } = attachPurge({ config, index, store: used, invalidations: proxy.flow.invalidations, proxyApp: proxy.app, adminApp: admin, clock, ...(options.sliceSize === undefined ? {} : { sliceSize: options.sliceSize }) });
   await proxy.app.listen({ host: '127.0.0.1', port: 0 });
   await admin.listen({ host: '127.0.0.1', port: 0 });
   const url = urlOf(proxy.app);

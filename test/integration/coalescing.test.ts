@@ -1,25 +1,11 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { IncomingMessage } from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startOrigin, type OriginHandler, type TestOrigin } from '../helpers/origin.js';
+import { describe, expect, it } from 'vitest';
+import { useRig } from '../helpers/rig.js';
 import { fetchText, startProxy, type TestProxy } from '../helpers/proxy.js';
 import { request as undiciRequest } from 'undici';
 
-let origin: TestOrigin | undefined;
-let proxy: TestProxy | undefined;
-
-async function setup(handler: OriginHandler): Promise<TestProxy> {
-  origin = await startOrigin(handler);
-  proxy = await startProxy(origin.url);
-  return proxy;
-}
-
-afterEach(async () => {
-  await proxy?.close();
-  await origin?.close();
-  proxy = undefined;
-  origin = undefined;
-});
+const rig = useRig();
 
 /** Holds every origin response until `release()`, so a test controls when the fill completes. */
 function gate(): { wait: Promise<void>; release: () => void } {
@@ -52,13 +38,13 @@ function proxyArrivals(proxyUrl: string, path: string): { reached: (count: numbe
 
 /** Resolves once the origin has seen `count` requests. */
 async function originSaw(count: number): Promise<void> {
-  while (origin!.hits() < count) await new Promise((resolve) => setTimeout(resolve, 5));
+  while (rig.origin.hits() < count) await new Promise((resolve) => setTimeout(resolve, 5));
 }
 
 describe('coalescing (the waiting list)', () => {
   it('turns 100 concurrent requests for one uncached key into one origin request', async () => {
     const g = gate();
-    const p = await setup(async (_request, response) => {
+    const p = await rig.start(async (_request, response) => {
       await g.wait;
       response.writeHead(200, { 'cache-control': 'max-age=60' });
       response.end('shared body');
@@ -67,14 +53,14 @@ describe('coalescing (the waiting list)', () => {
     await originSaw(1);
     g.release();
     const all = await Promise.all(responses);
-    expect(origin!.hits()).toBe(1);
+    expect(rig.origin.hits()).toBe(1);
     expect(all.every((r) => r.status === 200 && r.body === 'shared body')).toBe(true);
     expect(all.filter((r) => String(r.headers['cache-status']).includes('collapsed')).length).toBeGreaterThan(0);
   });
 
   it('sends waiters to the origin themselves when the response cannot be shared, and never hands them the Set-Cookie', async () => {
     const g = gate();
-    const p = await setup(async (request, response, count) => {
+    const p = await rig.start(async (request, response, count) => {
       if (count === 1) await g.wait;
       response.writeHead(200, { 'cache-control': 'max-age=60', 'set-cookie': `session=${count}` });
       response.end(`for request ${count} ${request.headers['x-client'] ?? ''}`);
@@ -84,18 +70,18 @@ describe('coalescing (the waiting list)', () => {
     const waiters = Array.from({ length: 5 }, (_, i) => p.fetch('/login', { headers: { 'x-client': `w${i}` } }));
     // The waiters are parked on the leader's fill until it answers.
     await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(origin!.hits()).toBe(1);
+    expect(rig.origin.hits()).toBe(1);
     g.release();
     const [first, ...rest] = await Promise.all([leader, ...waiters]);
     expect(first!.headers['set-cookie']).toBe('session=1');
-    expect(origin!.hits()).toBe(6);
+    expect(rig.origin.hits()).toBe(6);
     const cookies = rest.map((r) => r.headers['set-cookie']);
     expect(new Set(cookies).size).toBe(5);
     expect(cookies).not.toContain('session=1');
   });
 
   it('marks an uncacheable key hit-for-miss so later requests do not queue behind each other', async () => {
-    const p = await setup(async (_request, response, count) => {
+    const p = await rig.start(async (_request, response, count) => {
       // Every response is slow; if requests queued, two concurrent ones would take twice as long and reach the origin one at a time.
       await new Promise((resolve) => setTimeout(resolve, 100));
       response.writeHead(200, { 'cache-control': 'private' });
@@ -113,7 +99,7 @@ describe('coalescing (the waiting list)', () => {
 
   it('releases every waiter with a 502 when the origin fails, promptly and without a second origin request', async () => {
     const g = gate();
-    const p = await setup(async (_request, response) => {
+    const p = await rig.start(async (_request, response) => {
       await g.wait;
       response.destroy();
     });
@@ -125,12 +111,12 @@ describe('coalescing (the waiting list)', () => {
     g.release();
     const all = await Promise.all(requests);
     expect(all.every((r) => r.status === 502)).toBe(true);
-    expect(origin!.hits()).toBe(1);
+    expect(rig.origin.hits()).toBe(1);
   });
 
   it('keeps filling for the waiters when the leader client disconnects', async () => {
     const g = gate();
-    const p = await setup(async (_request, response) => {
+    const p = await rig.start(async (_request, response) => {
       await g.wait;
       response.writeHead(200, { 'cache-control': 'max-age=60' });
       response.end('survives');
@@ -145,13 +131,13 @@ describe('coalescing (the waiting list)', () => {
     g.release();
     const all = await Promise.all(waiters);
     expect(all.every((r) => r.status === 200 && r.body === 'survives')).toBe(true);
-    expect(origin!.hits()).toBe(1);
+    expect(rig.origin.hits()).toBe(1);
     expect((await p.fetch('/leader-gone')).headers['cache-status']).toContain('hit');
   });
 
   it('gives a waiter whose Vary values differ its own origin request', async () => {
     const g = gate();
-    const p = await setup(async (request, response, count) => {
+    const p = await rig.start(async (request, response, count) => {
       if (count === 1) await g.wait;
       response.writeHead(200, { 'cache-control': 'max-age=60', vary: 'accept-language' });
       response.end(`lang=${request.headers['accept-language']}`);
@@ -163,6 +149,6 @@ describe('coalescing (the waiting list)', () => {
     g.release();
     expect((await en).body).toBe('lang=en');
     expect((await fr).body).toBe('lang=fr');
-    expect(origin!.hits()).toBe(2);
+    expect(rig.origin.hits()).toBe(2);
   });
 });

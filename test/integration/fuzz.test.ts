@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { request as undiciRequest } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seededRandom } from '../../scripts/bench/zipf.js';
 import { startOrigin, type OriginRequestRecord, type TestOrigin } from '../helpers/origin.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 
@@ -16,18 +17,6 @@ import { startProxy, type TestProxy } from '../helpers/proxy.js';
 const SEED = 0x1acc0e5;
 const ITERATIONS = 1_500;
 const CONCURRENCY = 8;
-
-/** mulberry32: a small, fast, seedable generator, so every run replays the same sequence. */
-function generator(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PATHS = ['/a', '/b', '/c?x=1', '/c?x=2', '/d/e', '/tagged', '/big'];
 const LANGS = ['', 'en', 'fr', 'de'];
@@ -55,7 +44,7 @@ interface Observation {
 let origin: TestOrigin;
 let proxy: TestProxy;
 const errors: unknown[] = [];
-const originRandom = generator(SEED ^ 0x5eed);
+const originRandom = seededRandom(SEED ^ 0x5eed);
 let version = 0;
 
 /** Answered plainly, never at random: the check that the proxy is still up must not itself meet a reset. */
@@ -153,7 +142,7 @@ async function one(random: () => number): Promise<Observation> {
 
 describe('fuzzing the proxy with a fixed seed', () => {
   it(`keeps its invariants over ${ITERATIONS} random requests`, async () => {
-    const random = generator(SEED);
+    const random = seededRandom(SEED);
     const observations: Observation[] = [];
     let next = 0;
     const worker = async () => {

@@ -1,24 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { respond, startOrigin, type OriginHandler, type TestOrigin } from '../helpers/origin.js';
-import { startProxy, type TestProxy, type TestProxyOptions } from '../helpers/proxy.js';
-import { connect } from 'node:net';
+import { describe, expect, it } from 'vitest';
 import { TestClock } from '../helpers/clock.js';
+import { useRig } from '../helpers/rig.js';
+import { respond, startOrigin, type OriginHandler, type TestOrigin } from '../helpers/origin.js';
+import { connect } from 'node:net';
 
-let origin: TestOrigin | undefined;
-let proxy: TestProxy | undefined;
-
-async function setup(handler: OriginHandler, options: TestProxyOptions = {}): Promise<TestProxy> {
-  origin = await startOrigin(handler, options.clock === undefined ? {} : { clock: options.clock });
-  proxy = await startProxy(origin.url, options);
-  return proxy;
-}
-
-afterEach(async () => {
-  await proxy?.close();
-  await origin?.close();
-  proxy = undefined;
-  origin = undefined;
-});
+const rig = useRig();
 
 /** Sends raw bytes and returns the raw response, for headers a client library would not let through. */
 function rawRequest(url: string, text: string): Promise<string> {
@@ -35,7 +21,7 @@ function rawRequest(url: string, text: string): Promise<string> {
 
 describe('headers at the proxy boundaries (RFC 9110 §7.6)', () => {
   it('removes hop-by-hop headers and those named in Connection, both ways', async () => {
-    const p = await setup((_request, response) => {
+    const p = await rig.start((_request, response) => {
       response.setHeader('connection', 'x-origin-secret');
       response.setHeader('x-origin-secret', 'do not forward');
       response.setHeader('keep-alive', 'timeout=5');
@@ -50,33 +36,33 @@ describe('headers at the proxy boundaries (RFC 9110 §7.6)', () => {
     expect(raw).toMatch(/^HTTP\/1\.1 200/);
     expect(raw.toLowerCase()).not.toContain('x-origin-secret');
     expect(raw.toLowerCase()).not.toContain('proxy-authenticate');
-    const seen = origin!.requests[0]!.headers;
+    const seen = rig.origin.requests[0]!.headers;
     expect(seen['x-client-secret']).toBeUndefined();
     expect(seen['proxy-authorization']).toBeUndefined();
     expect(seen['te']).toBeUndefined();
   });
 
   it('adds Via both ways and sets X-Forwarded-For, -Proto and -Host', async () => {
-    const p = await setup(respond(200, { 'cache-control': 'max-age=60' }, 'v'));
+    const p = await rig.start(respond(200, { 'cache-control': 'max-age=60' }, 'v'));
     const answer = await p.fetch('/via', { headers: { host: 'shop.example', 'x-forwarded-for': '203.0.113.9' } });
     expect(answer.headers['via']).toBe('1.1 lacquer');
-    const seen = origin!.requests[0]!.headers;
+    const seen = rig.origin.requests[0]!.headers;
     expect(seen['via']).toBe('1.1 lacquer');
     expect(seen['x-forwarded-for']).toBe('203.0.113.9, 127.0.0.1');
     expect(seen['x-forwarded-proto']).toBe('http');
     expect(seen['x-forwarded-host']).toBe('shop.example');
     // The origin is addressed by its own host unless preserveHost is set.
-    expect(seen['host']).toBe(new URL(origin!.url).host);
+    expect(seen['host']).toBe(new URL(rig.origin.url).host);
   });
 
   it('sends the client Host upstream when preserveHost is set', async () => {
-    const p = await setup(respond(200, {}, 'h'), { config: { origin: { preserveHost: true } } });
+    const p = await rig.start(respond(200, {}, 'h'), { config: { origin: { preserveHost: true } } });
     await p.fetch('/host', { headers: { host: 'shop.example' } });
-    expect(origin!.requests[0]!.headers['host']).toBe('shop.example');
+    expect(rig.origin.requests[0]!.headers['host']).toBe('shop.example');
   });
 
   it('strips unkeyed headers that could poison the cache, so one client cannot change what others get', async () => {
-    const p = await setup((request, response) => {
+    const p = await rig.start((request, response) => {
       response.writeHead(200, { 'cache-control': 'max-age=60' });
       response.end(`link to ${request.headers['x-forwarded-host'] ?? '?'} ${request.headers['x-original-url'] ?? ''}`);
     });
@@ -86,7 +72,7 @@ describe('headers at the proxy boundaries (RFC 9110 §7.6)', () => {
   });
 
   it('keys a header the config names, and forwards it instead of stripping it', async () => {
-    const p = await setup(
+    const p = await rig.start(
       (request, response) => {
         response.writeHead(200, { 'cache-control': 'max-age=60' });
         response.end(`original ${request.headers['x-original-url'] ?? '-'}`);
@@ -96,13 +82,13 @@ describe('headers at the proxy boundaries (RFC 9110 §7.6)', () => {
     expect((await p.fetch('/k', { headers: { 'x-original-url': '/a' } })).body).toBe('original /a');
     expect((await p.fetch('/k', { headers: { 'x-original-url': '/b' } })).body).toBe('original /b');
     expect((await p.fetch('/k', { headers: { 'x-original-url': '/a' } })).headers['cache-status']).toContain('hit');
-    expect(origin!.hits()).toBe(2);
+    expect(rig.origin.hits()).toBe(2);
   });
 
   it('sends a Cache-Status header on every response', async () => {
     // One clock for origin Date and proxy, so the remaining TTL is exact even when the real clock crosses a second.
     const clock = new TestClock();
-    const p = await setup(
+    const p = await rig.start(
       (request, response) => {
         response.writeHead(request.method === 'POST' ? 201 : 200, { 'cache-control': request.url === '/p' ? 'private' : 'max-age=60' });
         response.end('x');
@@ -124,7 +110,7 @@ describe('headers at the proxy boundaries (RFC 9110 §7.6)', () => {
   });
 
   it('stores tags from Surrogate-Key and Cache-Tag and strips those headers from responses', async () => {
-    const p = await setup(respond(200, { 'cache-control': 'max-age=60', 'surrogate-key': 'a b', 'cache-tag': 'b,c' }, 't'));
+    const p = await rig.start(respond(200, { 'cache-control': 'max-age=60', 'surrogate-key': 'a b', 'cache-tag': 'b,c' }, 't'));
     const miss = await p.fetch('/t');
     const hit = await p.fetch('/t');
     for (const answer of [miss, hit]) {

@@ -259,7 +259,8 @@ describe('GET /metrics after real traffic', () => {
     expect(stored[seriesKey('lacquer_store_evictions_total', { tier: 'memory' })]).toBe(5 - entries);
 
     await get('/short');
-    clock.advance(5);
+    // Past max-age and the default stale-if-error window (10 s), so the entry is due for deletion.
+    clock.advance(15);
     const expired = await changesDuring(() => get('/short'));
     expect(expired[seriesKey('lacquer_store_expirations_total', { tier: 'memory' })]).toBe(1);
   });

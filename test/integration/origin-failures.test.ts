@@ -1,24 +1,9 @@
 import { createServer } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useRig } from '../helpers/rig.js';
 import { startRawOrigin } from '../helpers/raw-origin.js';
-import { startOrigin, type OriginHandler, type TestOrigin } from '../helpers/origin.js';
-import { startProxy, type TestProxy, type TestProxyOptions } from '../helpers/proxy.js';
 
-let origin: TestOrigin | undefined;
-let proxy: TestProxy | undefined;
-
-async function setup(handler: OriginHandler, options: TestProxyOptions = {}): Promise<TestProxy> {
-  origin = await startOrigin(handler);
-  proxy = await startProxy(origin.url, options);
-  return proxy;
-}
-
-afterEach(async () => {
-  await proxy?.close();
-  await origin?.close();
-  proxy = undefined;
-  origin = undefined;
-});
+const rig = useRig();
 
 /** A loopback port with nothing listening on it. */
 async function closedPort(): Promise<number> {
@@ -31,7 +16,7 @@ async function closedPort(): Promise<number> {
 
 describe('origin failures', () => {
   it('answers 502 when the origin refuses connections, and stays up', async () => {
-    proxy = await startProxy(`http://127.0.0.1:${await closedPort()}`);
+    const proxy = await rig.startProxyTo(`http://127.0.0.1:${await closedPort()}`);
     const answer = await proxy.fetch('/x');
     expect(answer.status).toBe(502);
     expect(answer.headers['cache-status']).toContain('detail=origin_unreachable');
@@ -39,7 +24,7 @@ describe('origin failures', () => {
   });
 
   it('answers 504 when the origin stalls the body past the body timeout', async () => {
-    const p = await setup(
+    const p = await rig.start(
       (_request, response) => {
         response.writeHead(200, { 'cache-control': 'max-age=60', 'content-length': '100' });
         response.write('partial');
@@ -52,7 +37,7 @@ describe('origin failures', () => {
   });
 
   it('never stores a truncated entry when the origin dies mid-body', async () => {
-    const p = await setup((_request, response, count) => {
+    const p = await rig.start((_request, response, count) => {
       response.writeHead(200, { 'cache-control': 'max-age=60', 'content-length': '1000' });
       if (count === 1) {
         response.write('x'.repeat(300));
@@ -71,7 +56,7 @@ describe('origin failures', () => {
 
   it('streams a response above the object size limit without storing it', async () => {
     const size = 3 * 1024 * 1024;
-    const p = await setup(
+    const p = await rig.start(
       (_request, response) => {
         response.writeHead(200, { 'cache-control': 'max-age=60' });
         // Chunked, no Content-Length: the proxy only learns the size while reading.
@@ -85,12 +70,12 @@ describe('origin failures', () => {
     expect(first.body.slice(-1)).toBe('c');
     expect(first.headers['cache-status']).toContain('detail=too-large');
     await p.fetch('/big');
-    expect(origin!.hits()).toBe(2);
+    expect(rig.origin.hits()).toBe(2);
     expect(p.store.stats().entries).toBe(0);
   });
 
   it('streams a response whose Content-Length is above the limit straight through', async () => {
-    const p = await setup(
+    const p = await rig.start(
       (_request, response) => {
         response.writeHead(200, { 'cache-control': 'max-age=60', 'content-length': String(2 * 1024 * 1024) });
         response.end(Buffer.alloc(2 * 1024 * 1024, 120));
@@ -108,7 +93,7 @@ describe('origin answers outside HTTP', () => {
   it('answers 502 to a status code above 599 (RFC 9110 §15), and stays up', async () => {
     const raw = await startRawOrigin((socket) => socket.end('HTTP/1.1 600 Odd\r\ncontent-length: 5\r\ncache-control: max-age=60\r\n\r\nhello'));
     try {
-      proxy = await startProxy(raw.url);
+      const proxy = await rig.startProxyTo(raw.url);
       const first = await proxy.fetch('/odd');
       expect(first.status).toBe(502);
       await new Promise((resolve) => setTimeout(resolve, 50));

@@ -1,7 +1,8 @@
 import { Client } from 'undici';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startOrigin, type OriginHandler, type TestOrigin } from '../helpers/origin.js';
-import { startProxy, type TestProxy } from '../helpers/proxy.js';
+import { describe, expect, it } from 'vitest';
+import { nodeFetch } from '../helpers/node-fetch.js';
+import type { OriginHandler } from '../helpers/origin.js';
+import { useRig } from '../helpers/rig.js';
 
 /**
  * Cache poisoning and deception: whatever a client sends, the stored
@@ -10,21 +11,8 @@ import { startProxy, type TestProxy } from '../helpers/proxy.js';
  * looks like.
  */
 
-let origin: TestOrigin | undefined;
-let proxy: TestProxy | undefined;
-
-afterEach(async () => {
-  await proxy?.close();
-  await origin?.close();
-  proxy = undefined;
-  origin = undefined;
-});
-
-async function setup(handler: OriginHandler): Promise<TestProxy> {
-  origin = await startOrigin(handler);
-  proxy = await startProxy(origin.url);
-  return proxy;
-}
+const rig = useRig();
+const setup = (handler: OriginHandler) => rig.start(handler);
 
 /** An origin that echoes the path and body it was asked for, cacheable for a minute. */
 const echo: OriginHandler = (request, response) => {
@@ -48,7 +36,7 @@ describe('cache key confusion', () => {
     const p = await setup(echo);
     const fat = await p.fetch('/item', { method: 'GET', body: 'evil=1', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     expect(fat.body).toBe('path=/item body=');
-    expect(origin!.requests[0]!.body.length).toBe(0);
+    expect(rig.origin.requests[0]!.body.length).toBe(0);
     expect((await p.fetch('/item')).body).toBe('path=/item body=');
   });
 
@@ -62,7 +50,7 @@ describe('cache key confusion', () => {
       expect(again.headers['cache-status']).toContain('hit');
       expect(again.body).toBe(`path=${path} body=`);
     }
-    expect(origin!.hits()).toBe(paths.length);
+    expect(rig.origin.hits()).toBe(paths.length);
   });
 
   it('treats the Host header case-insensitively and without its default port', async () => {
@@ -72,7 +60,7 @@ describe('cache key confusion', () => {
     expect(same.headers['cache-status']).toContain('hit');
     const other = await p.fetch('/h', { headers: { host: 'example.org' } });
     expect(other.headers['cache-status']).not.toContain('hit');
-    expect(origin!.hits()).toBe(2);
+    expect(rig.origin.hits()).toBe(2);
   });
 });
 
@@ -95,5 +83,50 @@ describe('cache deception', () => {
     });
     await p.fetch('/profile/avatar.png');
     expect((await p.fetch('/profile/avatar.png')).body).toBe('profile 2');
+  });
+});
+
+describe('headers that would make the key or the variant differ from what the origin saw', () => {
+  it('refuses a Host that is not a host name and port, so no path can be stored under another path (RFC 9110 §7.2)', async () => {
+    const p = await setup(echo);
+    const host = new URL(p.url).host;
+    for (const bad of [`${host}/js`, `${host}?x`, `${host}#x`, `user@${host}`, `${host} x`]) {
+      expect((await nodeFetch(`${p.url}/app.js`, { headers: { host: bad } })).status, bad).toBe(400);
+    }
+    expect((await nodeFetch(`${p.url}/js/app.js`, { headers: { host } })).body).toBe('path=/js/app.js body=');
+    expect(rig.origin.hits()).toBe(1);
+    expect((await nodeFetch(`${p.url}/x`, { headers: { host: '[::1]:8080' } })).status).toBe(200);
+  });
+
+  it('keys variants on the request fields the origin received: a field named in Connection is not one of them', async () => {
+    const p = await setup((request, response) => {
+      response.writeHead(200, { 'cache-control': 'max-age=60', vary: 'Accept-Language' });
+      response.end(`lang=${request.headers['accept-language'] ?? 'default'}`);
+    });
+    const attack = await nodeFetch(`${p.url}/page`, { headers: { 'accept-language': 'fr', connection: 'keep-alive, accept-language' } });
+    expect(attack.body).toBe('lang=default');
+    expect((await nodeFetch(`${p.url}/page`, { headers: { 'accept-language': 'fr' } })).body).toBe('lang=fr');
+  });
+
+  it('sends the Accept-Encoding bucket, not the client list, on every request whose answer may be stored', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const p = await setup(async (request, response, count) => {
+      if (count === 1) await held;
+      const accepted = String(request.headers['accept-encoding'] ?? '');
+      const coding = accepted.includes('zstd') ? 'zstd' : accepted.includes('br') ? 'br' : accepted.includes('gzip') ? 'gzip' : undefined;
+      response.writeHead(200, { vary: 'Accept-Encoding', 'cache-control': 'max-age=60', ...(coding === undefined ? {} : { 'content-encoding': coding }) });
+      response.end(`body-${coding ?? 'identity'}`);
+    });
+    // A plain request leads the fill; a browser with another encoding list cannot share it and asks the origin itself.
+    const leader = p.fetch('/app.js');
+    while (rig.origin.hits() < 1) await new Promise((resolve) => setTimeout(resolve, 5));
+    const chrome = p.fetch('/app.js', { headers: { 'accept-encoding': 'gzip, deflate, br, zstd' } });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    release();
+    await Promise.all([leader, chrome]);
+    const safari = await p.fetch('/app.js', { headers: { 'accept-encoding': 'gzip, deflate, br' } });
+    expect(safari.headers['content-encoding']).toBe('br');
+    expect(rig.origin.requests.map((r) => r.headers['accept-encoding'] ?? '')).not.toContain('gzip, deflate, br, zstd');
   });
 });

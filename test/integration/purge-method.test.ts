@@ -126,4 +126,21 @@ describe('purge authorization over HTTP', () => {
     await fill(['/items/1'], ['shop.test']);
     expect(JSON.parse((await postPurge(proxy!, { all: true })).body).purged).toBe(1);
   });
+
+  it.each([
+    ['X-Forwarded-For', { 'x-forwarded-for': '203.0.113.9' }],
+    ['Forwarded', { forwarded: 'for=203.0.113.9' }],
+    ['Via', { via: '1.1 front' }],
+  ])('without a token, refuses a loopback request that came through another proxy (%s), on both listeners', async (_name, headers) => {
+    await setup();
+    await fill(['/items/1'], ['shop.test']);
+    const method = await purgeRequest('/items/1', headers);
+    expect(method.status).toBe(403);
+    expect(JSON.parse(method.body).message).toMatch(/came through another proxy/);
+    const admin = await proxy!.admin('/purge', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ all: true }) });
+    expect(admin.status).toBe(403);
+    expect(await cached('/items/1')).toBe(true);
+    // The same request straight from loopback still may.
+    expect((await purgeRequest('/items/1', {})).status).toBe(200);
+  });
 });

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { postPurge, startPurgeProxy, type PurgeTestProxy } from '../helpers/purge-proxy.js';
 import type { TestResponse } from '../helpers/proxy.js';
+import type { Entry } from '../../proxy/cache/entry.js';
 
 /**
  * The invalidation race: a fetch for a key is under way at the origin when
@@ -148,5 +149,89 @@ describe('a purge racing an origin fetch', () => {
     release();
     expect((await revalidating).body).toBe('version 1');
     expect((await proxy.fetch('/race/item')).body).toBe('version 3');
+  });
+
+  it('a purge that runs while the store is still writing the entry (a slow disk) is not undone when the write lands', async () => {
+    let writing!: () => void;
+    const writeStarted = new Promise<void>((resolve) => (writing = resolve));
+    let finishWrite!: () => void;
+    const writeGate = new Promise<void>((resolve) => (finishWrite = resolve));
+    origin = await startOrigin((_request, response, count) => {
+      response.writeHead(200, { 'cache-control': 'max-age=60', 'surrogate-key': 'race-tag' });
+      response.end(`version ${count}`);
+    });
+    let slowWrites = 1;
+    proxy = await startPurgeProxy(origin.url, {
+      wrapStore: (memory) => ({
+        get: (key) => memory.get(key),
+        set: async (entry) => {
+          if (slowWrites-- > 0) {
+            writing();
+            await writeGate;
+          }
+          return memory.set(entry);
+        },
+        delete: (key) => memory.delete(key),
+        deleteVariant: (entry: Entry) => memory.deleteVariant(entry),
+        keys: () => memory.keys(),
+        sweep: (now) => memory.sweep(now),
+        stats: () => memory.stats(),
+        close: () => memory.close(),
+      }),
+    });
+    const first = proxy.fetch('/race/item');
+    await writeStarted;
+    expect((await postPurge(proxy, { tags: ['race-tag'] })).status).toBe(200);
+    finishWrite();
+    expect((await first).body).toBe('version 1');
+    expect((await proxy.fetch('/race/item')).body).toBe('version 2');
+  });
+
+  it('an entry purged while its revalidation is under way is not served as stale-if-error afterwards', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    origin = await startOrigin(async (_request, response, count) => {
+      if (count === 2) {
+        await gate;
+        response.writeHead(503);
+        response.end('origin down');
+        return;
+      }
+      response.writeHead(200, { 'cache-control': 'max-age=0, stale-if-error=600', 'surrogate-key': 'race-tag', etag: `"v${count}"` });
+      response.end(`version ${count}`);
+    });
+    proxy = await startPurgeProxy(origin.url);
+    await proxy.fetch('/race/item');
+    const revalidating = proxy.fetch('/race/item');
+    await originSaw(2);
+    await postPurge(proxy, { urls: ['/race/item'] });
+    release();
+    const answer = await revalidating;
+    expect(answer.body).not.toBe('version 1');
+    expect(answer.status).toBe(503);
+  });
+
+  it('a soft purge still lets stale-if-error protect a failing origin (the point of soft purges)', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    origin = await startOrigin(async (_request, response, count) => {
+      if (count === 2) {
+        await gate;
+        response.writeHead(503);
+        response.end('origin down');
+        return;
+      }
+      response.writeHead(200, { 'cache-control': 'max-age=0, stale-if-error=600', 'surrogate-key': 'race-tag', etag: `"v${count}"` });
+      response.end(`version ${count}`);
+    });
+    proxy = await startPurgeProxy(origin.url);
+    await proxy.fetch('/race/item');
+    const revalidating = proxy.fetch('/race/item');
+    await originSaw(2);
+    await postPurge(proxy, { tags: ['race-tag'], soft: true });
+    release();
+    const answer = await revalidating;
+    expect(answer.status).toBe(200);
+    expect(answer.body).toBe('version 1');
   });
 });

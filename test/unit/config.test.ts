@@ -148,6 +148,7 @@ describe('parseDuration', () => {
 describe('defaults', () => {
   it('are the values documented in config/types.ts, in bytes and milliseconds', () => {
     const expected: Config = {
+      workers: 1,
       listen: { host: '127.0.0.1', port: 8080 },
       admin: { host: '127.0.0.1', port: 8081 },
       origin: { url: null, preserveHost: false, connections: 128, connectTimeout: 5_000, headersTimeout: 30_000, bodyTimeout: 30_000 },
@@ -162,7 +163,7 @@ describe('defaults', () => {
         heuristicMaxTtl: 86_400_000,
         jitter: 0.1,
         staleWhileRevalidate: 0,
-        staleIfError: 0,
+        staleIfError: 10_000,
         hitForMissTtl: 30_000,
         setCookie: 'pass',
         honorRequestCacheControl: true,
@@ -184,7 +185,7 @@ describe('defaults', () => {
           'x-method-override',
         ],
       },
-      tags: { headers: ['surrogate-key', 'cache-tag'], strip: true },
+      tags: { headers: ['surrogate-key', 'cache-tag'], strip: true, maxPerEntry: 256 },
       purge: { token: null, allow: [], method: true, tagHeader: 'surrogate-key', maxBodySize: 64 * 1024 },
       log: { level: 'info' },
       metrics: { enabled: true },
@@ -473,6 +474,26 @@ describe('bad configs name the field and the reason', () => {
     expect(issuesFor('cache:\n  name: my cache\n')[0]!.path).toBe('cache.name');
   });
 
+  it('never repeats a rejected purge token, only its shape', () => {
+    const error = configError(() => load({ cwd: tempDir(), env: { LACQUER_PURGE_TOKEN: 'k8s-secret-0123456789abcdef\n' } }));
+    const text = error.format();
+    expect(text).toContain('purge.token');
+    expect(text).toContain('28 characters, with a line break');
+    expect(text).not.toContain('0123456789abcdef');
+  });
+
+  it('does not repeat the credentials of a rejected URL', () => {
+    const text = configError(() => load({ cwd: tempDir('origin:\n  url: "ftp://alice:s3cret@example.com/"\n') })).format();
+    expect(text).toContain('origin.url');
+    expect(text).not.toContain('s3cret');
+  });
+
+  it('rejects a tier of zero bytes, naming the field', () => {
+    const error = configError(() => load({ cwd: tempDir('cache:\n  memory:\n    maxSize: 0\n    maxObjectSize: 0\n') }));
+    expect(error.issues.map((issue) => issue.path).sort()).toEqual(['cache.memory.maxObjectSize', 'cache.memory.maxSize']);
+    expect(error.issues[0]!.message).toMatch(/at least 1 bytes/);
+  });
+
   it('reports every problem at once, one line each in format()', () => {
     const error = configError(() => load({ cwd: tempDir('cache:\n  memory:\n    maxSize: lots\n  colour: blue\nlisten: nowhere\n') }));
     expect(error.issues.map((issue) => issue.path).sort()).toEqual(['cache.colour', 'cache.memory.maxSize', 'listen']);
@@ -579,5 +600,23 @@ describe('--help', () => {
     for (const value of ['127.0.0.1:8080', '127.0.0.1:8081', 'proxy.config.yaml', 'bundled example origin', 'default: info']) {
       expect(text).toContain(value);
     }
+  });
+});
+
+describe('workers', () => {
+  it('takes a whole number or "auto" from the file, the environment and --workers', () => {
+    expect(load({ cwd: tempDir('workers: 4\n') }).config.workers).toBe(4);
+    expect(load({ cwd: tempDir('workers: auto\n') }).config.workers).toBe('auto');
+    expect(load({ cwd: tempDir('workers: 4\n'), env: { LACQUER_WORKERS: '3' } }).config.workers).toBe(3);
+    expect(load({ cwd: tempDir('workers: 4\n'), env: { LACQUER_WORKERS: '3' }, argv: ['--workers', 'auto'] }).config.workers).toBe('auto');
+    expect(load({ cwd: tempDir('') }).config.workers).toBe(1);
+  });
+
+  it('rejects zero, fractions, negative numbers and words other than auto, naming the field', () => {
+    const message = 'expected a whole number from 1 to 1024, or "auto" (one per available core)';
+    for (const bad of ['0', '1.5', '-2', 'many', '2000']) {
+      expect(issuesFor(`workers: ${bad}\n`)).toEqual([{ path: 'workers', message: expect.stringContaining(message) }]);
+    }
+    expect(issuesFor('', { env: { LACQUER_WORKERS: 'two' } })[0]!.path).toBe('workers');
   });
 });

@@ -113,6 +113,28 @@ describe('storage decisions for a shared cache (RFC 9111 §3)', () => {
   });
 });
 
+describe('tags', () => {
+  const tagList = (count: number) => Array.from({ length: count }, (_, i) => `tag-${i}`).join(' ');
+  function stored(headers: HeaderMap) {
+    const verdict = judge({ 'cache-control': 'max-age=60', ...headers });
+    if (!verdict.store) throw new Error('expected storable');
+    return makeEntry(verdict.plan, 'k', '', Buffer.from('body'), NOW, 0);
+  }
+
+  it('counts an entry’s tags in its size, though the tag headers are not stored', () => {
+    const plain = stored({});
+    const tagged = stored({ 'surrogate-key': tagList(100) });
+    expect(tagged.headers['surrogate-key']).toBeUndefined();
+    expect(tagged.size - plain.size).toBeGreaterThanOrEqual(100 * (64 + 2 * 'tag-0'.length));
+  });
+
+  it('keeps the first tags.maxPerEntry tags and ignores the rest', () => {
+    expect(stored({ 'surrogate-key': tagList(300) }).tags).toHaveLength(256);
+    const few = judge({ 'cache-control': 'max-age=60', 'cache-tag': 'a,b,c', 'surrogate-key': 'd e' }, { policy: { tags: { ...config.tags, maxPerEntry: 4 } } });
+    expect(few.store && few.plan.tags).toEqual(['d', 'e', 'a', 'b']);
+  });
+});
+
 describe('freshness lifetime (RFC 9111 §4.2.1)', () => {
   it('takes s-maxage, then max-age, then Expires', () => {
     const date = new Date(NOW).toUTCString();

@@ -1,0 +1,320 @@
+import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { ServerResponse } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startLacquerProcess, type LacquerProcess } from '../helpers/child.js';
+import { startOrigin, type TestOrigin } from '../helpers/origin.js';
+import { tempDir } from '../helpers/tempdir.js';
+
+/**
+ * `workers: 2` run as users run it: the CLI as a child process, a primary
+ * and two workers sharing one port. Which worker takes a connection is the
+ * kernel's and the primary's choice, so each request opens a connection of
+ * its own and the workers name themselves in a diagnostics header; a test
+ * repeats requests (a bounded number) until every worker has answered.
+ */
+
+const WORKERS = 2;
+const root = tempDir('lacquer-workers-');
+let files = 0;
+const running: LacquerProcess[] = [];
+const origins: TestOrigin[] = [];
+afterEach(async () => {
+  for (const lacquer of running.splice(0)) await lacquer.stop('SIGKILL');
+  for (const origin of origins.splice(0)) await origin.close();
+});
+
+interface Answer {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+  /** The worker's slot (1..N) and pid, from x-lacquer-worker. */
+  readonly worker: number;
+  readonly pid: number;
+}
+
+/** One request on a connection of its own (so the primary hands each to the next worker), bounded in time. */
+function ask(base: string, path: string, options: { method?: string; headers?: Record<string, string>; body?: string; timeoutMs?: number; agent?: Agent } = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const url = new URL(path, base);
+    const connection = options.agent === undefined ? { agent: false as const, headers: { connection: 'close' } } : { agent: options.agent, headers: {} };
+    const request = httpRequest(url, { method: options.method ?? 'GET', agent: connection.agent, headers: { host: 'cache.test', ...connection.headers, ...options.headers } }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('error', reject);
+      response.on('end', () => {
+        const [slot, pid] = /^(\d+); pid=(\d+)$/.exec(String(response.headers['x-lacquer-worker'] ?? ''))?.slice(1) ?? [];
+        resolve({ status: response.statusCode ?? 0, headers: response.headers, body, worker: Number(slot), pid: Number(pid) });
+      });
+    });
+    request.setTimeout(options.timeoutMs ?? 20_000, () => request.destroy(new Error('no answer in time: a hang')));
+    request.on('error', reject);
+    request.end(options.body);
+  });
+}
+
+async function startWorkers(originUrl: string, yaml: string, cacheDir?: string): Promise<LacquerProcess> {
+  const file = join(root, `config-${files++}.yaml`);
+  writeFileSync(file, yaml);
+  const args = ['--workers', String(WORKERS), '--origin', originUrl, '--config', file];
+  if (cacheDir !== undefined) args.push('--cache-dir', cacheDir);
+  const lacquer = await startLacquerProcess(args, { LACQUER_WORKER_HEADER: '1' });
+  running.push(lacquer);
+  return lacquer;
+}
+
+function adminUrl(lacquer: LacquerProcess): string {
+  return /admin: +(http:\/\/\S+)/.exec(lacquer.output())![1]!;
+}
+
+/** Repeats `path` until every worker has given an answer that passes `done`; answers the last such answer of each. */
+async function untilEveryWorker(base: string, path: string, headers: Record<string, string>, done: (answer: Answer) => boolean): Promise<Map<number, Answer>> {
+  const seen = new Map<number, Answer>();
+  for (let i = 0; i < 400 && seen.size < WORKERS; i++) {
+    const answer = await ask(base, path, { headers });
+    if (done(answer)) seen.set(answer.worker, answer);
+  }
+  if (seen.size < WORKERS) throw new Error(`only workers ${[...seen.keys()].join(', ')} answered as expected`);
+  return seen;
+}
+
+const MEMORY_ONLY = 'log:\n  level: warn\ncache:\n  disk:\n    enabled: false\n';
+const WITH_DISK = 'log:\n  level: warn\n';
+
+function cacheable(tag = 'all'): (request: unknown, response: ServerResponse) => void {
+  return (_request, response) => {
+    response.writeHead(200, { 'cache-control': 'max-age=600', 'surrogate-key': tag });
+    response.end('cached body');
+  };
+}
+
+describe('workers: 2', () => {
+  it('applies a PURGE made on one worker on every worker before it answers', async () => {
+    const origin = await startOrigin(cacheable());
+    origins.push(origin);
+    const lacquer = await startWorkers(origin.url, MEMORY_ONLY);
+    // Each worker has its own memory tier: fill every one.
+    await untilEveryWorker(lacquer.url, '/p', {}, (answer) => String(answer.headers['cache-status']).includes('hit'));
+
+    const purge = await ask(lacquer.url, '/p', { method: 'PURGE' });
+    expect(purge.status).toBe(200);
+    // Asked right after the purge answered, every worker must have dropped it (only-if-cached: 504 rather than fetching it again).
+    const after = await untilEveryWorker(lacquer.url, '/p', { 'cache-control': 'only-if-cached' }, () => true);
+    for (const answer of after.values()) expect(answer.status, `worker ${answer.worker}`).toBe(504);
+  });
+
+  it('applies a tag purge made through the admin listener on every worker before it answers', async () => {
+    const origin = await startOrigin(cacheable('product-7'));
+    origins.push(origin);
+    const lacquer = await startWorkers(origin.url, MEMORY_ONLY);
+    await untilEveryWorker(lacquer.url, '/t', {}, (answer) => String(answer.headers['cache-status']).includes('hit'));
+
+    const purge = await ask(adminUrl(lacquer), '/purge', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tags: ['product-7'] }) });
+    expect(purge.status).toBe(200);
+    const after = await untilEveryWorker(lacquer.url, '/t', { 'cache-control': 'only-if-cached' }, () => true);
+    for (const answer of after.values()) expect(answer.status, `worker ${answer.worker}`).toBe(504);
+  });
+
+  it('serves an entry one worker stored as a disk hit on another, with one origin fetch', async () => {
+    const origin = await startOrigin(cacheable());
+    origins.push(origin);
+    const dir = join(root, `disk-${files++}`);
+    const lacquer = await startWorkers(origin.url, WITH_DISK, dir);
+    // The primary holds the directory for its workers.
+    expect(readFileSync(join(dir, 'lacquer.lock'), 'utf8').trim()).toBe(String(lacquer.child.pid));
+    const first = await ask(lacquer.url, '/d');
+    expect(first.headers['cache-status']).toContain('stored');
+    // only-if-cached never goes to the origin: the other worker answers 504 until it knows of the entry, then a hit.
+    const hits = await untilEveryWorker(lacquer.url, '/d', { 'cache-control': 'only-if-cached' }, (answer) => answer.status === 200);
+    const other = [...hits.values()].find((answer) => answer.worker !== first.worker)!;
+    expect(other.headers['cache-status']).toContain('hit');
+    expect(other.body).toBe('cached body');
+    expect(origin.hits('/d')).toBe(1);
+    // Released once every worker has stopped, so the next Lacquer may use the directory.
+    expect(await lacquer.stop('SIGTERM')).toBe(0);
+    expect(existsSync(join(dir, 'lacquer.lock'))).toBe(false);
+  });
+
+  it('replaces a worker killed with SIGKILL, and its clients in flight get an error, not a hang', async () => {
+    const held: ServerResponse[] = [];
+    const origin = await startOrigin((request, response) => {
+      if (request.url.startsWith('/slow')) held.push(response);
+      else cacheable()(request, response);
+    });
+    origins.push(origin);
+    const lacquer = await startWorkers(origin.url, MEMORY_ONLY);
+    const pids = /pids (\d+), (\d+)/.exec(lacquer.output())!.slice(1).map(Number);
+
+    const clients = Array.from({ length: 8 }, (_, i) =>
+      ask(lacquer.url, `/slow/${i}`).then(
+        (answer) => ({ ok: true as const, answer }),
+        (error: Error) => ({ ok: false as const, error }),
+      ),
+    );
+    const deadline = Date.now() + 20_000;
+    while (held.length < clients.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(held).toHaveLength(clients.length);
+
+    process.kill(pids[0]!, 'SIGKILL');
+    await lacquer.waitFor('is serving again', 20_000);
+    for (const response of held) {
+      if (!response.destroyed) {
+        response.writeHead(200, { 'cache-control': 'no-store' });
+        response.end('late');
+      }
+    }
+    const results = await Promise.all(clients);
+    const failed = results.filter((result) => !result.ok);
+    const answered = results.filter((result) => result.ok);
+    // Round robin gave the killed worker some of the eight; each of those ends at once with a connection error.
+    expect(failed.length).toBeGreaterThan(0);
+    for (const result of failed) expect(result.error.message).not.toContain('a hang');
+    for (const result of answered) expect(result.answer.status).toBe(200);
+
+    // The replacement serves: a pid neither of the first two had.
+    const seen = await untilEveryWorker(lacquer.url, '/after', {}, (answer) => answer.status === 200);
+    expect([...seen.values()].some((answer) => !pids.includes(answer.pid))).toBe(true);
+    expect(lacquer.output()).toMatch(/worker \d \(pid \d+\) exited on SIGKILL/);
+    const metrics = (await ask(adminUrl(lacquer), '/metrics')).body;
+    expect(metrics).toMatch(/^lacquer_worker_restarts_total 1$/m);
+    expect(metrics).toMatch(/^lacquer_workers_alive 2$/m);
+  });
+
+  it('has its workers exit when the primary is killed, leaving no orphan', async () => {
+    const origin = await startOrigin(cacheable());
+    origins.push(origin);
+    const lacquer = await startWorkers(origin.url, MEMORY_ONLY);
+    const pids = /pids (\d+), (\d+)/.exec(lacquer.output())!.slice(1).map(Number);
+    await lacquer.stop('SIGKILL');
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const deadline = Date.now() + 20_000;
+    while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(pids.filter(alive)).toEqual([]);
+  });
+
+  it('answers a purge within its bound when another worker is stuck', async () => {
+    const origin = await startOrigin(cacheable());
+    origins.push(origin);
+    const lacquer = await startWorkers(origin.url, MEMORY_ONLY);
+    const pids = /pids (\d+), (\d+)/.exec(lacquer.output())!.slice(1).map(Number);
+    // One kept-alive connection: the purge goes to the worker that answered on it, not to the stuck one.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const first = await ask(lacquer.url, '/s', { agent });
+      const stuck = pids.find((pid) => pid !== first.pid)!;
+      process.kill(stuck, 'SIGSTOP');
+      try {
+        const purge = await ask(lacquer.url, '/s', { method: 'PURGE', agent, timeoutMs: 30_000 });
+        expect(purge.status).toBe(200);
+        await lacquer.waitFor('was not confirmed by worker(s)');
+      } finally {
+        process.kill(stuck, 'SIGCONT');
+      }
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it('passes SIGHUP on to the workers, which keep serving', async () => {
+    const origin = await startOrigin(cacheable());
+    origins.push(origin);
+    const lacquer = await startWorkers(origin.url, MEMORY_ONLY);
+    lacquer.child.kill('SIGHUP');
+    for (const slot of [1, 2]) await lacquer.waitFor(`lacquer worker ${slot}: SIGHUP received`);
+    await untilEveryWorker(lacquer.url, '/h', {}, (answer) => answer.status === 200);
+    expect(lacquer.output()).not.toContain('exited');
+  });
+
+  it('exits with status 1 when the workers cannot start, without restarting them', async () => {
+    const origin = await startOrigin(cacheable());
+    origins.push(origin);
+    const taken = await startWorkers(origin.url, MEMORY_ONLY);
+    const port = new URL(taken.url).port;
+    const file = join(root, `config-${files++}.yaml`);
+    writeFileSync(file, MEMORY_ONLY);
+    const child = spawn(process.execPath, [resolve('dist/proxy/cli.js'), '--workers', '2', '--config', file, '--origin', origin.url, '--listen', `127.0.0.1:${port}`, '--admin', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const code = await new Promise<number | null>((done) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      child.once('exit', (exitCode) => {
+        clearTimeout(timer);
+        done(exitCode);
+      });
+    });
+    expect(code).toBe(1);
+    expect(output).toContain('EADDRINUSE');
+    expect(output).toContain('before it could serve; stopping');
+  });
+
+  it('on SIGTERM lets every worker finish what it serves, then exits 0', async () => {
+    const held: ServerResponse[] = [];
+    const origin = await startOrigin((_request, response) => {
+      held.push(response);
+    });
+    origins.push(origin);
+    const lacquer = await startWorkers(origin.url, MEMORY_ONLY);
+    const inFlight = ask(lacquer.url, '/slow');
+    const deadline = Date.now() + 20_000;
+    while (held.length < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(held).toHaveLength(1);
+
+    const exited = lacquer.stop('SIGTERM');
+    await lacquer.waitFor(`SIGTERM received, draining ${WORKERS} worker(s)`);
+    held[0]!.writeHead(200, { 'cache-control': 'no-store' });
+    held[0]!.end('finished during the drain');
+    const answer = await inFlight;
+    expect(answer.status).toBe(200);
+    expect(answer.body).toBe('finished during the drain');
+    expect(await exited).toBe(0);
+  });
+
+  it('reports on /metrics the sum over workers, wherever the scrape lands, with the shared disk tier counted once', async () => {
+    const origin = await startOrigin(cacheable());
+    origins.push(origin);
+    const lacquer = await startWorkers(origin.url, WITH_DISK, join(root, `disk-${files++}`));
+    const served = new Set<number>();
+    for (let i = 0; i < 10; i++) served.add((await ask(lacquer.url, `/m/${i % 5}`)).worker);
+    expect(served.size).toBe(WORKERS);
+
+    const series = (text: string, name: string) =>
+      text
+        .split('\n')
+        .filter((line) => line.startsWith(name))
+        .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+    // The last entry stored reaches the other worker's index a moment after its answer.
+    const deadline = Date.now() + 20_000;
+    while (series((await ask(adminUrl(lacquer), '/metrics')).body, 'lacquer_store_entries{tier="disk"}') < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+
+    const scrapedBy = new Set<number>();
+    for (let i = 0; i < 40 && scrapedBy.size < WORKERS; i++) {
+      const scrape = await ask(adminUrl(lacquer), '/metrics');
+      expect(scrape.status).toBe(200);
+      scrapedBy.add(scrape.worker);
+      const text = scrape.body;
+      expect(series(text, 'lacquer_requests_total{')).toBe(10);
+      const hits = series(text, 'lacquer_cache_hits_total ');
+      const cacheableCount = series(text, 'lacquer_cacheable_requests_total ');
+      expect(cacheableCount).toBe(10);
+      expect(series(text, 'lacquer_cache_hit_ratio ')).toBeCloseTo(hits / cacheableCount, 10);
+      expect(text).toContain('lacquer_worker_cache_hit_ratio{worker="1"}');
+      expect(text).toContain('lacquer_worker_cache_hit_ratio{worker="2"}');
+      expect(text).toContain('lacquer_worker_eventloop_lag_p99_seconds{worker="2"}');
+      expect(text).toContain('lacquer_worker_resident_memory_bytes{worker="1"}');
+      expect(series(text, 'lacquer_workers_reporting ')).toBe(WORKERS);
+      // Five entries in one directory, every worker indexing all five: 5, not 10.
+      expect(series(text, 'lacquer_store_entries{tier="disk"}')).toBe(5);
+    }
+    expect(scrapedBy.size).toBe(WORKERS);
+  });
+});
