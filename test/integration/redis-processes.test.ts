@@ -48,4 +48,27 @@ describe('lacquer processes on one Redis', () => {
     }
     expect(b.output()).toMatch(/purge stream read to its end/);
   });
+
+  it('a purge made on another instance reaches every worker of a multi-worker instance', async () => {
+    const workers = await startLacquerProcess(['--origin', origin.url, '--cache-dir', tempDir('lacquer-redis-workers-'), '--workers', '2'], { LACQUER_REDIS_URL: redis.url });
+    processes.push(workers);
+    const other = await startLacquerProcess(['--origin', origin.url, '--cache-dir', tempDir('lacquer-redis-proc-')], { LACQUER_REDIS_URL: redis.url });
+    processes.push(other);
+    // Each worker reads the stream under its own id.
+    await workers.waitFor(':w1","caughtUp":true');
+    await workers.waitFor(':w2","caughtUp":true');
+    const get = async () => (await fetchText(`${workers.url}/sport`, { headers: { host: 'site.example' } })).body;
+    const before = new Set<string>();
+    for (let i = 0; i < 20; i++) before.add(await get());
+    expect((await fetchText(`${adminUrl(other)}/purge`, { method: 'POST', body: '{"tags":["sport"]}' })).status).toBe(200);
+    // Whichever worker answers, the old body is gone once the purge has reached both.
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const after = new Set<string>();
+      for (let i = 0; i < 20; i++) after.add(await get());
+      if ([...after].every((body) => !before.has(body))) break;
+      if (Date.now() > deadline) throw new Error(`workers still serve ${[...after].join(', ')}:\n${workers.output()}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  });
 });
