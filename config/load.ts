@@ -41,6 +41,8 @@ const OVERRIDES: readonly { flag?: 'listen' | 'origin' | 'admin' | 'cache-dir' |
   { env: 'LACQUER_LOG_LEVEL', path: ['log', 'level'] },
   { env: 'LACQUER_PURGE_TOKEN', path: ['purge', 'token'] },
   { flag: 'cache-dir', env: 'LACQUER_CACHE_DIR', path: ['cache', 'disk', 'path'] },
+  { env: 'LACQUER_REDIS_URL', path: ['redis', 'url'] },
+  { env: 'LACQUER_REDIS_PASSWORD', path: ['redis', 'password'] },
   { flag: 'workers', env: 'LACQUER_WORKERS', path: ['workers'] },
 ];
 
@@ -263,6 +265,9 @@ Environment:
   LACQUER_LOG_LEVEL   sets log.level: fatal, error, warn, info, debug, trace or
                       silent (default: ${d.log.level})
   LACQUER_PURGE_TOKEN sets purge.token, the bearer token purges must carry
+  LACQUER_REDIS_URL   sets redis.url (redis:// or rediss://): purges reach every
+                      instance sharing that Redis
+  LACQUER_REDIS_PASSWORD sets redis.password
   An empty variable counts as unset.
 
 Precedence, lowest first: built-in defaults, the config file, environment

@@ -287,6 +287,85 @@ const metricsSchema = mapping({
   enabled: flag().default(true),
 });
 
+const REDIS_URL_EXAMPLE = 'expected a redis:// or rediss:// URL such as redis://127.0.0.1:6379, or null for no Redis';
+
+function parseRedisUrl(input: string): string {
+  const text = input.trim();
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return REDIS_URL_EXAMPLE;
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') return `${REDIS_URL_EXAMPLE}; ${url.protocol} is not a Redis scheme`;
+  if (url.hostname === '') return `${REDIS_URL_EXAMPLE}; the host is required`;
+  const db = url.pathname.replace(/^\//, '');
+  if (db !== '' && !/^\d{1,2}$/.test(db)) return `${REDIS_URL_EXAMPLE}; the path is a database number (/0 to /15)`;
+  return '';
+}
+
+const redisUrl = () =>
+  z.unknown().transform((input, ctx): string | null => {
+    if (input === null) return null;
+    if (typeof input !== 'string') return failed(ctx, REDIS_URL_EXAMPLE);
+    const problem = parseRedisUrl(input);
+    return problem === '' ? input.trim() : failed(ctx, problem);
+  });
+
+const optionalText = (what: string) => z.string({ error: `expected ${what}, or null` }).min(1, { error: `expected ${what}, or null` }).nullable();
+
+const redisSchema = mapping({
+  url: redisUrl().default(null),
+  username: optionalText('a user name').default(null),
+  password: optionalText('a password').default(null),
+  tls: section(
+    mapping({
+      ca: optionalText('a PEM file path').default(null),
+      cert: optionalText('a PEM file path').default(null),
+      key: optionalText('a PEM file path').default(null),
+      servername: optionalText('a host name').default(null),
+      rejectUnauthorized: flag().default(true),
+    }).prefault({}),
+  ),
+  keyPrefix: z
+    .string({ error: 'expected a key prefix such as "lacquer:"' })
+    .regex(/^[\x21-\x7e]*$/, { error: 'expected a key prefix of visible ASCII characters without spaces' })
+    .default('lacquer:'),
+  instanceId: z
+    .string({ error: 'expected an instance name of visible ASCII characters, or null' })
+    .regex(/^[\x21-\x7e]{1,200}$/, { error: 'expected an instance name of 1 to 200 visible ASCII characters without spaces' })
+    .nullable()
+    .default(null),
+  connectTimeout: timeout().prefault('5s'),
+  purge: section(
+    mapping({
+      retention: wholeNumber(100).default(100_000),
+      queueSize: wholeNumber(1).default(10_000),
+    }).prefault({}),
+  ),
+  shared: section(
+    mapping({
+      enabled: flag().default(false),
+      maxObjectSize: size().prefault('1MiB'),
+      timeout: timeout().prefault('50ms'),
+      lockTtl: timeout().prefault(0),
+    }).prefault({}),
+  ),
+}).superRefine((redis, ctx) => {
+  if (redis.url === null) {
+    if (redis.shared.enabled) ctx.addIssue({ code: 'custom', path: ['shared', 'enabled'], message: 'redis.shared needs redis.url' });
+    return;
+  }
+  const tls = redis.tls;
+  const tlsSet = tls.ca !== null || tls.cert !== null || tls.key !== null || tls.servername !== null || !tls.rejectUnauthorized;
+  if (tlsSet && !redis.url.startsWith('rediss:')) {
+    ctx.addIssue({ code: 'custom', path: ['tls'], message: 'redis.tls options apply to rediss:// URLs only; use rediss:// to connect with TLS' });
+  }
+  if ((tls.cert === null) !== (tls.key === null)) {
+    ctx.addIssue({ code: 'custom', path: ['tls', tls.cert === null ? 'cert' : 'key'], message: 'redis.tls.cert and redis.tls.key go together' });
+  }
+});
+
 const WORKERS_EXAMPLE = 'expected a whole number from 1 to 1024, or "auto" (one per available core)';
 
 /** A number, or its spelling in an environment variable or flag ("4"), or "auto". */
@@ -326,6 +405,7 @@ export const configSchema = mapping({
   metrics: section(metricsSchema.prefault({})),
   limits: section(limitsSchema.prefault({})),
   shutdown: section(shutdownSchema.prefault({})),
+  redis: section(redisSchema.prefault({})),
 });
 
 // A compile-time guard: the schema's output is exactly the Config every module receives.

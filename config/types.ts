@@ -124,6 +124,62 @@ export interface MetricsOptions {
   enabled: boolean;
 }
 
+export interface RedisTlsOptions {
+  /** PEM file of the certificate authority that signed the server's certificate; null uses Node's bundled CAs. Default null. */
+  ca: string | null;
+  /** PEM files of a client certificate and its key, for servers that require one (mutual TLS). Default null. */
+  cert: string | null;
+  key: string | null;
+  /** Name checked against the server's certificate (SNI); null uses the URL's host. Default null. */
+  servername: string | null;
+  /** Refuse a server whose certificate does not verify. Default true. */
+  rejectUnauthorized: boolean;
+}
+
+export interface RedisPurgeOptions {
+  /** Entries the purge stream keeps (XADD MAXLEN ~): how far behind an instance may fall and still catch up. Default 100000. */
+  retention: number;
+  /** Purges kept here while Redis cannot take them; beyond it they fold into one purge of everything. Default 10000. */
+  queueSize: number;
+}
+
+export interface RedisSharedOptions {
+  /** Keep small entries in Redis under the local tiers, so instances share them and a new one starts warm. Default false. */
+  enabled: boolean;
+  /** Largest body kept in Redis, in bytes. Default 1MiB. */
+  maxObjectSize: number;
+  /** Longest wait for a shared lookup before it counts as a miss. Default 50ms. */
+  timeout: number;
+  /**
+   * Cross-instance coalescing: an instance about to fetch a key takes a Redis
+   * lock (SET NX PX) for this long; the others wait for its copy in the
+   * shared tier, at most this long. 0 turns it off. Default 0.
+   */
+  lockTtl: number;
+}
+
+export interface RedisOptions {
+  /**
+   * `redis://[[username][:password]@]host[:port][/db]`, or `rediss://` for TLS
+   * (the form node-redis takes); LACQUER_REDIS_URL sets it. null: no Redis,
+   * every instance stands alone. Default null.
+   */
+  url: string | null;
+  /** ACL user name, when not in the URL. Default null. */
+  username: string | null;
+  /** Password (ACL or requirepass), when not in the URL; LACQUER_REDIS_PASSWORD sets it. Default null. */
+  password: string | null;
+  /** Options for a `rediss://` connection. */
+  tls: RedisTlsOptions;
+  /** Put before every Redis key Lacquer writes, so several deployments can share one Redis. Default "lacquer:". */
+  keyPrefix: string;
+  /** Names this instance in the purge stream (its own entries are skipped); null: host name and listen port. Default null. */
+  instanceId: string | null;
+  /** Time to connect, and longest wait for one Redis command before the purge is queued instead. Default 5s. */
+  connectTimeout: number;
+  purge: RedisPurgeOptions;
+  shared: RedisSharedOptions;
+}
 /**
  * Processes serving requests: 1 is a single process (no primary); N > 1 or
  * "auto" (one per available core) starts a primary that runs that many
@@ -164,4 +220,5 @@ export interface Config {
   metrics: MetricsOptions;
   limits: LimitOptions;
   shutdown: ShutdownOptions;
+  redis: RedisOptions;
 }

@@ -213,6 +213,7 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     console.error(`PORT must be a port number, not ${JSON.stringify(process.env['PORT'])}`);
     process.exit(2);
   }
-  const origin = await startExampleOrigin({ port });
+  // HOST=0.0.0.0 in a container, where loopback is unreachable from the proxy (deploy/docker-compose.yml).
+  const origin = await startExampleOrigin({ port, host: process.env['HOST'] || '127.0.0.1' });
   console.log(`Lacquer example origin listening on ${origin.url} (GET / lists the endpoints)`);
 }

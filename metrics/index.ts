@@ -41,13 +41,18 @@ export interface Observability {
   /** For the flow's onError hook: counts store failures. */
   onFlowError(context: string): void;
   attach(options: AttachOptions): void;
+  /** The purge relay's state, for the Redis gauges (main.ts calls it once the relay exists). */
+  watchRelay(status: () => { connected: boolean; queued: number }): void;
   /** Stops listening to the proxy's events. */
   close(): void;
 }
 
 export function createObservability(config: Config): Observability {
   let tiers: readonly Tier[] = [];
-  const metrics = config.metrics.enabled ? createMetrics({ tiers: () => tiers.map(({ tier, store }) => ({ tier, stats: store.stats() })) }) : undefined;
+  let relay: (() => { connected: boolean; queued: number }) | undefined;
+  const metrics = config.metrics.enabled
+    ? createMetrics({ tiers: () => tiers.map(({ tier, store }) => ({ tier, stats: store.stats() })), relay: () => relay?.() })
+    : undefined;
   const observer = new ProxyObserver(metrics);
 
   return {
@@ -69,6 +74,9 @@ export function createObservability(config: Config): Observability {
           authorize: options.authorize,
         },
       });
+    },
+    watchRelay(status) {
+      relay = status;
     },
     close() {
       observer.stop();

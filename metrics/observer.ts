@@ -5,8 +5,9 @@ import type { ProxyRequest } from '../proxy/flow.js';
 import type { RemovalReason, StoreListener } from '../proxy/store/store.js';
 import type { AccessLog } from './access-log.js';
 import { PURGE_CHANNEL, type PurgeEvent } from './purge-events.js';
+import { REDIS_CHANNEL, type RedisEvent } from '../redis/events.js';
 import type { Tally } from './tally.js';
-import { CACHEABLE_OUTCOMES, FROM_CACHE_OUTCOMES, PURGE_KINDS, statusClass, type LacquerMetrics, type StoreOperation } from './registry.js';
+import { REDIS_OPERATIONS, RESYNC_REASONS, CACHEABLE_OUTCOMES, FROM_CACHE_OUTCOMES, PURGE_KINDS, statusClass, type LacquerMetrics, type StoreOperation } from './registry.js';
 
 /**
  * Turns the proxy's events into metric updates and access-log lines. It
@@ -51,6 +52,7 @@ export class ProxyObserver {
     subscribe(requestChannel.name, this.#onRequest);
     subscribe(flowChannel.name, this.#onFlow);
     if (this.#metrics !== undefined) subscribe(PURGE_CHANNEL, this.#onPurge);
+    if (this.#metrics !== undefined) subscribe(REDIS_CHANNEL, this.#onRedis);
   }
 
   stop(): void {
@@ -59,6 +61,7 @@ export class ProxyObserver {
     unsubscribe(requestChannel.name, this.#onRequest);
     unsubscribe(flowChannel.name, this.#onFlow);
     if (this.#metrics !== undefined) unsubscribe(PURGE_CHANNEL, this.#onPurge);
+    if (this.#metrics !== undefined) unsubscribe(REDIS_CHANNEL, this.#onRedis);
   }
 
   /** A store listener that counts evictions and expirations for one tier. */
@@ -138,6 +141,33 @@ export class ProxyObserver {
     if (typeof event.purged === 'number' && Number.isFinite(event.purged) && event.purged > 0) metrics.purgedEntries.labels(kind).inc(event.purged);
     if (typeof event.durationMs === 'number' && Number.isFinite(event.durationMs) && event.durationMs >= 0) {
       metrics.purgeDuration.labels(kind).observe(event.durationMs / 1000);
+    }
+  };
+
+  readonly #onRedis = (message: unknown): void => {
+    const event = message as RedisEvent;
+    const metrics = this.#metrics;
+    if (metrics === undefined) return;
+    switch (event.kind) {
+      case 'error':
+        // Only the closed set of operations becomes a label.
+        if ((REDIS_OPERATIONS as readonly string[]).includes(event.operation)) metrics.redisErrors.labels(event.operation).inc();
+        return;
+      case 'published':
+        metrics.relayPublished.inc();
+        return;
+      case 'applied':
+        metrics.relayApplied.inc();
+        return;
+      case 'folded':
+        metrics.relayFolded.inc();
+        return;
+      case 'resync':
+        if ((RESYNC_REASONS as readonly string[]).includes(event.reason)) metrics.relayResyncs.labels(event.reason).inc();
+        return;
+      case 'shared-lookup':
+        metrics.sharedLookups.labels(event.found === true ? 'hit' : 'miss').inc();
+        return;
     }
   };
 

@@ -27,10 +27,15 @@ export type StoreOperation = 'lookup' | 'write' | 'delete';
 const RESPONSE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const ORIGIN_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
+export const REDIS_OPERATIONS = ['connection', 'publish', 'read', 'apply', 'shared'] as const;
+export const RESYNC_REASONS = ['trimmed', 'reset'] as const;
+
 /** What the store gauges read at scrape time. */
 export interface ScrapeSources {
   /** Every tier with its current fill. */
   readonly tiers: () => readonly { tier: string; stats: { entries: number; bytes: number; maxBytes: number } }[];
+  /** The purge relay through Redis, when one is configured. */
+  readonly relay?: () => { connected: boolean; queued: number } | undefined;
 }
 
 export interface LacquerMetrics {
@@ -54,6 +59,12 @@ export interface LacquerMetrics {
   readonly purges: Counter<'kind' | 'mode'>;
   readonly purgedEntries: Counter<'kind'>;
   readonly purgeDuration: Histogram<'kind'>;
+  readonly redisErrors: Counter<'operation'>;
+  readonly relayPublished: Counter;
+  readonly relayApplied: Counter;
+  readonly relayFolded: Counter;
+  readonly relayResyncs: Counter<'reason'>;
+  readonly sharedLookups: Counter<'result'>;
 }
 
 export function createMetrics(sources: ScrapeSources): LacquerMetrics {
@@ -199,9 +210,64 @@ export function createMetrics(sources: ScrapeSources): LacquerMetrics {
     registers,
   });
 
+  const redisErrors = new Counter({
+    name: `${PREFIX}redis_errors_total`,
+    help: 'Redis failures, by operation: connection (lost or refused), publish (a purge was queued instead), read (the purge stream), apply (a relayed purge this instance could not carry out), shared (a shared-tier lookup, write or delete; the request went on without it).',
+    labelNames: ['operation'] as const,
+    registers,
+  });
+  new Gauge({
+    name: `${PREFIX}redis_connected`,
+    help: 'Whether both Redis connections (publish and read) are up: 1 or 0. Absent without Redis.',
+    registers,
+    collect() {
+      const status = sources.relay?.();
+      if (status !== undefined) this.set(status.connected ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}purge_relay_queue`,
+    help: 'Purges made here waiting for Redis to take them (bounded by redis.purge.queueSize).',
+    registers,
+    collect() {
+      const status = sources.relay?.();
+      if (status !== undefined) this.set(status.queued);
+    },
+  });
+  const relayPublished = new Counter({
+    name: `${PREFIX}purge_relay_published_total`,
+    help: 'Purges made here and published to the Redis purge stream.',
+    registers,
+  });
+  const relayApplied = new Counter({
+    name: `${PREFIX}purge_relay_applied_total`,
+    help: 'Purges made by other instances and applied here from the Redis purge stream.',
+    registers,
+  });
+  const relayFolded = new Counter({
+    name: `${PREFIX}purge_relay_folded_total`,
+    help: 'Times the purge queue filled while Redis was away and its purges were folded into one purge of everything.',
+    registers,
+  });
+  const relayResyncs = new Counter({
+    name: `${PREFIX}purge_relay_resyncs_total`,
+    help: 'Purges of everything held here because purges could not be known: trimmed (the stream dropped entries not yet read) or reset (Redis lost the stream).',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+
+  const sharedLookups = new Counter({
+    name: `${PREFIX}shared_tier_lookups_total`,
+    help: 'Lookups in the shared tier in Redis after the local tiers missed, by result: hit (copied into the local tiers) or miss.',
+    labelNames: ['result'] as const,
+    registers,
+  });
+
   // Series that exist from the start read 0 instead of being absent, so rate() and the dashboard work from the first scrape.
   for (const source of ['cache', 'origin']) servedBytes.counter.labels(source).inc(0);
   for (const kind of PURGE_KINDS) purgedEntries.labels(kind).inc(0);
+  for (const operation of REDIS_OPERATIONS) redisErrors.labels(operation).inc(0);
+  for (const reason of RESYNC_REASONS) relayResyncs.labels(reason).inc(0);
 
   return {
     registry,
@@ -222,6 +288,12 @@ export function createMetrics(sources: ScrapeSources): LacquerMetrics {
     purges,
     purgedEntries,
     purgeDuration,
+    redisErrors,
+    relayPublished,
+    relayApplied,
+    relayFolded,
+    relayResyncs,
+    sharedLookups,
   };
 }
 

@@ -11,6 +11,26 @@ export interface AdminOptions {
   readonly logger?: boolean | object;
   /** How long a readiness answer is reused, so probes cannot hammer the origin. */
   readonly readinessCacheMs?: number;
+  /**
+   * Parts whose state /readyz reports beside the origin's, read on every
+   * probe (main.ts adds Redis once it is configured). A degraded part is
+   * reported, and sets `degraded: true`, but does not make the answer 503:
+   * see ReadinessPart.
+   */
+  readonly parts?: () => readonly ReadinessPart[];
+}
+
+/**
+ * A part Lacquer works without, in a lesser way. Redis is one: without it an
+ * instance serves from its local tiers and queues its purges. Every
+ * instance shares the one Redis, so answering 503 for it would take the
+ * whole fleet out of the load balancer at once, turning a loss of shared
+ * invalidation into a full outage.
+ */
+export interface ReadinessPart {
+  readonly name: string;
+  readonly degraded: boolean;
+  readonly detail: Readonly<Record<string, unknown>>;
 }
 
 export function buildAdminServer(options: AdminOptions): FastifyInstance {
@@ -24,7 +44,11 @@ export function buildAdminServer(options: AdminOptions): FastifyInstance {
     const now = Date.now();
     if (lastCheck === undefined || now - lastCheck.at > cacheMs) lastCheck = { at: now, result: checkOrigin(options.origin) };
     const result = await lastCheck.result;
-    return reply.code(result.ready ? 200 : 503).send(result);
+    const parts = options.parts?.() ?? [];
+    if (parts.length === 0) return reply.code(result.ready ? 200 : 503).send(result);
+    const body: Record<string, unknown> = { ...result, degraded: parts.some((part) => part.degraded) };
+    for (const part of parts) body[part.name] = { degraded: part.degraded, ...part.detail };
+    return reply.code(result.ready ? 200 : 503).send(body);
   });
 
   return app;

@@ -5,7 +5,8 @@ import { startExampleOrigin } from '../examples/origin.js';
 import { attachPurge } from '../purge/attach.js';
 import { TagIndex } from '../purge/tag-index.js';
 import { createObservability } from '../metrics/index.js';
-import { buildAdminServer } from './admin.js';
+import { attachRedis, attachShared, type AttachedRedis } from '../redis/attach.js';
+import { buildAdminServer, type ReadinessPart } from './admin.js';
 import type { WorkerHooks } from './cluster/hooks.js';
 import { buildProxyServer } from './server.js';
 import { fanOut } from './store/fan-out.js';
@@ -70,7 +71,9 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
     onError: (error, context) => warn(context, error),
     ...(options.worker && { diskSharing: options.worker.diskSharing }),
   });
-  const store = built.store;
+  // With the shared tier, the local tiers sit over Redis; everything else sees one store.
+  const shared = config.redis.url !== null && config.redis.shared.enabled ? attachShared(config, built.store, clock, (error, context) => warn(context, error)) : undefined;
+  const store = shared?.store ?? built.store;
   const origin = new Origin(originUrl, config.origin);
   const proxy = buildProxyServer({
     config,
@@ -83,7 +86,9 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
       proxy.app.log.warn({ err: error, context }, context);
     },
   });
-  const admin = buildAdminServer({ origin, logger });
+  const readiness: (() => ReadinessPart)[] = [];
+  const admin = buildAdminServer({ origin, logger, parts: () => readiness.map((part) => part()) });
+  shared?.store.watchPurges(proxy.flow.invalidations);
   const purge = attachPurge({ config, index: tagIndex, store, invalidations: proxy.flow.invalidations, proxyApp: proxy.app, adminApp: admin, clock });
   const tiers = built.kind === 'tiered' ? [{ tier: 'memory', store: built.store.memory }, { tier: 'disk', store: built.store.disk }] : [{ tier: 'memory', store: built.store }];
   observability.attach({ admin, logger: proxy.app.log, tiers, store, storeTier: built.kind, clock, authorize: purge.allows, ...(options.worker && { scrape: options.worker.scrape }) });
@@ -99,6 +104,20 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
   }
 
   const connections = trackConnections([proxy.app, admin]);
+
+  let redis: AttachedRedis | undefined;
+  if (config.redis.url !== null) {
+    // A tag purge finds entries through the index, which the disk tier rebuilds at boot: catch up on purges only once it is whole.
+    if (built.kind === 'tiered') await built.store.ready;
+    const log = admin.log;
+    redis = attachRedis({ config, purger: purge.purger, ...(shared === undefined ? {} : { shared }), cacheDir: built.kind === 'tiered' ? built.dir : undefined, log: { info: (details, message) => log.info(details, message), warn: (details, message) => log.warn(details, message) } });
+    readiness.push(redis.readiness);
+    observability.watchRelay(() => redis!.stream.status());
+    // Catch up before serving, so entries purged elsewhere while this instance was away are not served; without Redis, serve anyway (as a connected instance does during an outage) and catch up when it returns.
+    const caughtUp = await redis.stream.caughtUp(config.redis.connectTimeout);
+    log.info({ instanceId: redis.instanceId, caughtUp }, caughtUp ? 'redis: purge stream read to its end' : 'redis: not reachable yet; serving from local tiers, purges will follow');
+  }
+
   const sweeper = setInterval(() => store.sweep(clock()), SWEEP_INTERVAL_MS);
   sweeper.unref();
 
@@ -108,7 +127,8 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
   } catch (error) {
     clearInterval(sweeper);
     observability.close();
-    await Promise.allSettled([proxy.app.close(), admin.close(), origin.close(), example?.close(), store.close()]);
+    await Promise.allSettled([proxy.app.close(), admin.close(), origin.close(), example?.close(), redis?.close(), store.close()]);
+    shared?.close();
     throw error;
   }
 
@@ -146,12 +166,15 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
         clearInterval(idle);
         clearTimeout(deadline);
       });
+      // Purges made during the drain are still published; then the connections go.
+      await redis?.close();
       observability.close();
       // Fills and refreshes whose clients are gone may still be reading from the origin; past the deadline they are cut.
       if (cutConnections > 0) await origin.destroy();
       else await withDeadline(origin.close(), Math.max(0, drainTimeoutMs - (performance.now() - started)), () => origin.destroy());
       await example?.close();
       await store.close();
+      shared?.close();
       return { cutConnections, ms: performance.now() - started };
     },
   };

@@ -18,6 +18,12 @@ export type FileKind = 'meta' | 'body';
 export const MARKER_FILE = 'lacquer-cache.json';
 /** Holds the pid of the process using the directory. */
 export const LOCK_FILE = 'lacquer.lock';
+/**
+ * Where the purge stream's reader keeps its position (redis/cursor-file.ts):
+ * it describes this directory's content, so it lives here, and the boot scan
+ * must not take it for a foreign file.
+ */
+export const PURGE_POSITION_FILE = 'purge-stream.position';
 export const MARKER_CONTENT = `${JSON.stringify({ format: 1, note: 'Lacquer disk cache; files here are managed by Lacquer' })}\n`;
 
 export const SUBDIR = /^[0-9a-f]{2}$/;

@@ -2,7 +2,7 @@ import { readFile as readFileCallback } from 'node:fs';
 import { access, mkdir, readdir, readFile as readText, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { CACHE_FILE, LOCK_FILE, MARKER_CONTENT, MARKER_FILE, SUBDIR, TEMP_FILE } from './disk-files.js';
+import { CACHE_FILE, LOCK_FILE, MARKER_CONTENT, MARKER_FILE, PURGE_POSITION_FILE, SUBDIR, TEMP_FILE } from './disk-files.js';
 import { decodeMeta, type MetaRecord } from './disk-format.js';
 import { checkSharedLock, lockDirectory } from './disk-lock.js';
 
@@ -45,7 +45,7 @@ export async function scanDirectory(dir: string, host: ScanHost): Promise<void> 
   const bodies = new Map<string, string>();
   for (const top of await readdir(dir, { withFileTypes: true })) {
     const path = join(dir, top.name);
-    if (top.name === MARKER_FILE || top.name === LOCK_FILE || top.name === 'lost+found') continue;
+    if (top.name === MARKER_FILE || top.name === LOCK_FILE || top.name === PURGE_POSITION_FILE || top.name === 'lost+found') continue;
     if (!top.isDirectory() || !SUBDIR.test(top.name)) {
       skipForeign(path, top.isDirectory(), host);
       continue;

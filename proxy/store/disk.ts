@@ -203,6 +203,13 @@ export class DiskStore implements StreamingStore, BodyOwner {
         this.#unlink(pathOf(this.#options.dir, metaId, 'meta'));
         return undefined;
       }
+      // Another worker's copy of this variant, adopted while this one was being written, may be the later one:
+      // every index keeps the same copy of a variant (the order of #adopt), so this one then gives way.
+      const peer = this.#keys.get(entry.key)?.stored.find((stored) => stored.entry.variant === entry.variant);
+      if (peer !== undefined && (peer.written > written || (peer.written === written && peer.metaId < metaId))) {
+        this.#unlink(pathOf(this.#options.dir, metaId, 'meta'));
+        return peer.entry;
+      }
       const indexed = this.#indexedEntry(meta, body);
       this.#add({ entry: indexed, metaId, bodyId: body.id, written });
       this.#options.shared?.announce({ kind: 'stored', metaId, record: { entry: meta, body, written } });

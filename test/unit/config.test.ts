@@ -191,6 +191,17 @@ describe('defaults', () => {
       metrics: { enabled: true },
       limits: { headersTimeout: 15_000, requestTimeout: 300_000 },
       shutdown: { drainTimeout: 10_000 },
+      redis: {
+        url: null,
+        username: null,
+        password: null,
+        tls: { ca: null, cert: null, key: null, servername: null, rejectUnauthorized: true },
+        keyPrefix: 'lacquer:',
+        instanceId: null,
+        connectTimeout: 5_000,
+        purge: { retention: 100_000, queueSize: 10_000 },
+        shared: { enabled: false, maxObjectSize: 1024 * 1024, timeout: 50, lockTtl: 0 },
+      },
     };
     expect(defaults()).toStrictEqual(expected);
   });

@@ -99,6 +99,30 @@ describe('a disk tier shared by workers', () => {
     expect(b.stats().entries).toBe(1);
   });
 
+  it('gives way to a later copy of the variant adopted from another worker while its own write was under way', async () => {
+    const dir = join(root, String(dirs++));
+    await claimDirectory(dir);
+    const announced: DiskChange[] = [];
+    const make = (announce: (change: DiskChange) => void) => {
+      const store = new DiskStore({ dir, maxSize: 1 << 20, maxObjectSize: 1 << 20, maxVariants: 4, clock: Date.now, shared: { lockHolder: process.pid, since: Date.now(), announce } });
+      open.push(store);
+      return store;
+    };
+    const a = make((change) => announced.push(change));
+    const b = make(() => undefined);
+    await Promise.all([a.ready, b.ready]);
+    await a.set(testEntry('k', { body: Buffer.from('from a'), deleteAt: Date.now() + 60_000 }));
+    const fromA = announced.find((change) => change.kind === 'stored')!;
+    // a's copy, as if written after b's: it arrives while b is still writing its own.
+    const later = JSON.parse(JSON.stringify(fromA)) as DiskChange & { kind: 'stored' };
+    const writing = b.set(testEntry('k', { body: Buffer.from('from b'), deleteAt: Date.now() + 60_000 }));
+    b.applyPeerChange({ ...later, record: { ...later.record, written: later.record.written + 60_000 } });
+    await writing;
+    const [kept] = b.get('k')!;
+    expect((await bodyBytes(kept!.body)).toString()).toBe('from a');
+    await until(() => metaFiles(dir).length === 1, "b's own metadata file to go");
+  });
+
   it('keeps the whole directory under maxSize while several workers write', async () => {
     const entryBytes = testEntry('x', { bodyBytes: 1000 }).size;
     const maxSize = entryBytes * 10;

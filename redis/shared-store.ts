@@ -1,0 +1,226 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LRUCache } from 'lru-cache';
+import type { Entry } from '../proxy/cache/entry.js';
+import { isStreamingStore, type BodyWriter, type Store, type StreamingStore } from '../proxy/store/store.js';
+import { publishRedisEvent } from './events.js';
+import type { SharedTier } from './shared-tier.js';
+
+/**
+ * The local tiers over the shared tier in Redis. A key the local tiers do
+ * not hold is looked up in Redis (bounded by `timeoutMs`) and, when found,
+ * copied into the local tiers; small entries stored here are copied to
+ * Redis in the background. Removing a key removes it from Redis too, so a
+ * purge can never leave the old content there for the next instance.
+ *
+ * Redis failing or slow only turns shared hits into misses: every error is
+ * reported and the request goes on as if the shared tier were empty.
+ */
+
+export interface SharedBackedOptions {
+  readonly local: Store;
+  readonly shared: SharedTier;
+  /** Largest body copied to Redis, in bytes. */
+  readonly maxObjectSize: number;
+  /** Longest wait for a shared lookup before answering "not held". */
+  readonly timeoutMs: number;
+  readonly clock: () => number;
+  readonly onError: (error: unknown, context: string) => void;
+  /** Cross-instance coalescing (see RedisSharedOptions.lockTtl); 0 or absent: off. */
+  readonly lockTtlMs?: number;
+  /** How often a waiting instance looks for the holder's copy. Default 10 ms. */
+  readonly lockPollMs?: number;
+}
+
+/** Keys whose last wait found nothing (an uncacheable response, a failed fill): not waited for again this long. */
+const NO_WAIT_MS = 30_000;
+
+/** What the flow knows about purges made while a shared lookup was under way (Invalidations). */
+export interface PurgeStamps {
+  stamp(): number;
+  mayStore(key: string, stamp: number, tags: readonly string[]): boolean;
+}
+
+export class SharedBackedStore implements Store {
+  protected readonly local: Store;
+  readonly #options: SharedBackedOptions;
+  readonly #reading = new Map<string, Promise<readonly Entry[] | undefined>>();
+  #stamps: PurgeStamps | undefined;
+  /** Fill locks this instance holds: key -> token. */
+  readonly #held = new Map<string, string>();
+  readonly #noWait = new LRUCache<string, true>({ max: 10_000, ttl: NO_WAIT_MS });
+
+  constructor(options: SharedBackedOptions) {
+    this.local = options.local;
+    this.#options = options;
+  }
+
+  /** The flow's invalidation stamps, once the flow exists (main.ts). */
+  watchPurges(stamps: PurgeStamps): void {
+    this.#stamps = stamps;
+  }
+
+  get(key: string): readonly Entry[] | undefined | Promise<readonly Entry[] | undefined> {
+    const held = this.local.get(key);
+    if (held instanceof Promise) return held.then((found) => found ?? this.#fromShared(key));
+    return held ?? this.#fromShared(key);
+  }
+
+  async set(entry: Entry): Promise<void> {
+    // A fill lock this instance took for the key ends with this store, whether or not the copy goes to Redis.
+    const token = this.#held.get(entry.key);
+    this.#held.delete(entry.key);
+    const release = () => (token === undefined ? undefined : this.#options.shared.unlock(entry.key, token));
+    try {
+      await this.local.set(entry);
+    } catch (error) {
+      release()?.catch((unlockError: unknown) => this.#options.onError(unlockError, 'shared lock'));
+      throw error;
+    }
+    const body = entry.body;
+    if (!Buffer.isBuffer(body) || body.length > this.#options.maxObjectSize || !this.#options.shared.ready) {
+      release()?.catch((error: unknown) => this.#options.onError(error, 'shared lock'));
+      return;
+    }
+    // The fetch began at requestTime: Redis refuses the copy if what it names was purged since.
+    this.#options.shared
+      .write({ ...entry, body }, entry.requestTime)
+      .finally(release)
+      .catch((error: unknown) => this.#options.onError(error, 'shared write'));
+  }
+
+  async delete(key: string): Promise<number> {
+    const removed = await this.local.delete(key);
+    this.#purgeShared(key);
+    return removed;
+  }
+
+  async deleteVariant(entry: Entry): Promise<void> {
+    const local = this.local as Store & { deleteVariant?(entry: Entry): unknown };
+    if (local.deleteVariant === undefined) await local.delete(entry.key);
+    else await local.deleteVariant(entry);
+    // Redis holds a key's variants together; dropping them all is the safe side.
+    this.#purgeShared(entry.key);
+  }
+
+  keys(): Iterable<string> | AsyncIterable<string> {
+    return this.local.keys();
+  }
+
+  sweep(now: number) {
+    return this.local.sweep(now);
+  }
+
+  stats() {
+    return this.local.stats();
+  }
+
+  close() {
+    return this.local.close();
+  }
+
+  #purgeShared(key: string): void {
+    if (!this.#options.shared.ready) return;
+    this.#options.shared.purge({ keys: [key], tags: [], everything: false }).catch((error: unknown) => this.#options.onError(error, 'shared delete'));
+  }
+
+  /** One Redis lookup per key at a time; concurrent requests for the key share it. */
+  #fromShared(key: string): Promise<readonly Entry[] | undefined> | undefined {
+    if (!this.#options.shared.ready) return undefined;
+    let reading = this.#reading.get(key);
+    if (reading === undefined) {
+      reading = this.#read(key).finally(() => this.#reading.delete(key));
+      this.#reading.set(key, reading);
+    }
+    return reading;
+  }
+
+  async #read(key: string): Promise<readonly Entry[] | undefined> {
+    const found = await this.#lookup(key);
+    if (found !== undefined || !(this.#options.lockTtlMs! > 0) || this.#noWait.has(key)) return found;
+    return this.#fillOrWait(key);
+  }
+
+  /**
+   * Cross-instance coalescing: the first instance to miss a key takes its
+   * lock and fills it (its copy reaches Redis with set(), which releases the
+   * lock); the others look for that copy until the lock is gone or lapses.
+   * A lost holder blocks no one past lockTtl. Finding nothing when the wait
+   * ends (the response was not storable, the fill failed) means fetching
+   * here, and not waiting on this key again for a while.
+   */
+  async #fillOrWait(key: string): Promise<readonly Entry[] | undefined> {
+    const { shared, lockTtlMs = 0, lockPollMs = 10 } = this.#options;
+    const token = randomUUID();
+    try {
+      if (await shared.lock(key, token, lockTtlMs)) {
+        this.#held.set(key, token);
+        // A fill that never stores leaves the lock to lapse; forget it here by then.
+        setTimeout(() => this.#held.get(key) === token && this.#held.delete(key), lockTtlMs).unref();
+        return undefined;
+      }
+      const deadline = this.#options.clock() + lockTtlMs;
+      while (this.#options.clock() < deadline) {
+        await sleep(lockPollMs);
+        const found = await this.#lookup(key);
+        if (found !== undefined) return found;
+        if (!(await shared.locked(key))) break;
+      }
+    } catch (error) {
+      this.#options.onError(error, 'shared lock');
+    }
+    this.#noWait.set(key, true);
+    return this.#lookup(key);
+  }
+
+  async #lookup(key: string): Promise<readonly Entry[] | undefined> {
+    const stamp = this.#stamps?.stamp();
+    let entries: Entry[];
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const read = this.#options.shared.read(key);
+      read.catch(() => undefined);
+      entries = await Promise.race([
+        read,
+        new Promise<never>((_resolve, reject) => {
+          timer = setTimeout(() => reject(new Error(`shared tier lookup took more than ${this.#options.timeoutMs} ms`)), this.#options.timeoutMs);
+        }),
+      ]);
+    } catch (error) {
+      this.#options.onError(error, 'shared read');
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
+    const now = this.#options.clock();
+    const stamps = this.#stamps;
+    // A purge this instance applied while Redis answered wins over what Redis said.
+    const live = entries.filter((entry) => entry.deleteAt > now && (stamps === undefined || stamp === undefined || stamps.mayStore(key, stamp, entry.tags)));
+    publishRedisEvent({ kind: 'shared-lookup', found: live.length > 0 });
+    if (live.length === 0) return undefined;
+    live.sort((a, b) => b.storedAt - a.storedAt);
+    for (const entry of live) {
+      try {
+        await this.local.set(entry);
+      } catch (error) {
+        this.#options.onError(error, 'store write');
+      }
+    }
+    return live;
+  }
+}
+
+/** The same over local tiers that take streamed bodies (memory over disk). */
+export class StreamingSharedBackedStore extends SharedBackedStore implements StreamingStore {
+  get maxObjectSize(): number {
+    return (this.local as StreamingStore).maxObjectSize;
+  }
+
+  createBodyWriter(): BodyWriter | undefined {
+    return (this.local as StreamingStore).createBodyWriter();
+  }
+}
+
+export function sharedBacked(options: SharedBackedOptions): SharedBackedStore {
+  return isStreamingStore(options.local) ? new StreamingSharedBackedStore(options) : new SharedBackedStore(options);
+}

@@ -1,0 +1,237 @@
+import { createClient } from 'redis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Config } from '../../config/types.js';
+import { startLacquer, type RunningLacquer } from '../../proxy/main.js';
+import type { RedisClient } from '../../redis/connection.js';
+import { SharedTier } from '../../redis/shared-tier.js';
+import { testEntry } from '../helpers/entries.js';
+import { wholeLacquerConfig } from '../helpers/lacquer.js';
+import { startOrigin, type TestOrigin } from '../helpers/origin.js';
+import { fetchText } from '../helpers/proxy.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+
+/** The shared tier in a real redis-server under each instance's local tiers. */
+
+let origin: TestOrigin;
+const running = new Set<RunningLacquer>();
+const servers = new Set<TestRedis>();
+
+beforeAll(async () => {
+  origin = await startOrigin((request, response, count) => {
+    response.writeHead(200, { 'cache-control': 'max-age=600', 'surrogate-key': `all ${request.url.slice(1).split('/')[0]}` });
+    response.end(`${request.url}#${count}`);
+  });
+});
+
+afterEach(async () => {
+  try {
+    await Promise.allSettled([...running].map((lacquer) => lacquer.close()));
+  } finally {
+    running.clear();
+    await Promise.allSettled([...servers].map((server) => server.stop('SIGKILL')));
+    servers.clear();
+  }
+});
+
+afterAll(() => origin.close());
+
+async function redisServer(): Promise<TestRedis> {
+  const server = await startRedis();
+  servers.add(server);
+  return server;
+}
+
+function configFor(redis: TestRedis, instanceId: string): Config {
+  const config = wholeLacquerConfig(origin.url);
+  config.redis.url = redis.url;
+  config.redis.instanceId = instanceId;
+  config.redis.shared.enabled = true;
+  // Generous: a loaded CI box must not turn shared hits into misses here.
+  config.redis.shared.timeout = 2000;
+  return config;
+}
+
+async function start(config: Config): Promise<RunningLacquer> {
+  const lacquer = await startLacquer(config);
+  running.add(lacquer);
+  return lacquer;
+}
+
+const get = async (lacquer: RunningLacquer, path: string) => fetchText(lacquer.proxyUrl + path, { headers: { host: 'shop.example' } });
+const purge = (lacquer: RunningLacquer, body: object) => fetchText(`${lacquer.adminUrl}/purge`, { method: 'POST', body: JSON.stringify(body) });
+
+/** Waits until Redis holds the shared copy of `key` (copies are written in the background). */
+async function untilShared(redis: TestRedis, key: string): Promise<void> {
+  const client = createClient({ url: redis.url });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const generation = (await client.get('lacquer:shared:gen')) ?? '0';
+      if ((await client.exists(`lacquer:shared:${generation}:o:${key}`)) === 1) return;
+      if (Date.now() > deadline) throw new Error(`${key} never reached the shared tier`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  } finally {
+    client.destroy();
+  }
+}
+
+describe('the shared tier', () => {
+  it('serves a new instance what another one fetched, without asking the origin', async () => {
+    const redis = await redisServer();
+    const a = await start(configFor(redis, 'a'));
+    const first = await get(a, '/news/1');
+    await untilShared(redis, 'shop.example/news/1');
+    const fetched = origin.hits();
+    const b = await start(configFor(redis, 'b'));
+    const fromShared = await get(b, '/news/1');
+    expect(fromShared.body).toBe(first.body);
+    expect(origin.hits()).toBe(fetched);
+    // Copied into B's own tiers: a local hit from now on.
+    expect((await get(b, '/news/1')).headers['cache-status']).toMatch(/hit/);
+    expect((await fetchText(`${b.adminUrl}/metrics`)).body).toMatch(/^lacquer_shared_tier_lookups_total\{result="hit"\} 1$/m);
+  });
+
+  it('a tag purge empties the shared copy too, before the other instances hear of it', async () => {
+    const redis = await redisServer();
+    const a = await start(configFor(redis, 'a'));
+    const old = await get(a, '/news/2');
+    await get(a, '/sport/1');
+    await untilShared(redis, 'shop.example/news/2');
+    await untilShared(redis, 'shop.example/sport/1');
+    expect((await purge(a, { tags: ['news'] })).status).toBe(200);
+    // An instance that never held it finds no old copy in Redis, while /sport/1 still comes from there.
+    const c = await start(configFor(redis, 'c'));
+    const fetched = origin.hits();
+    expect((await get(c, '/news/2')).body).not.toBe(old.body);
+    await get(c, '/sport/1');
+    expect(origin.hits()).toBe(fetched + 1);
+  });
+
+  it('a prefix purge (which Redis cannot look up by name) retires every shared entry', async () => {
+    const redis = await redisServer();
+    const a = await start(configFor(redis, 'a'));
+    await get(a, '/news/3');
+    await get(a, '/sport/2');
+    await untilShared(redis, 'shop.example/sport/2');
+    await purge(a, { prefixes: ['/news/'] });
+    const c = await start(configFor(redis, 'c'));
+    const fetched = origin.hits();
+    await get(c, '/news/3');
+    await get(c, '/sport/2');
+    expect(origin.hits()).toBe(fetched + 2);
+  });
+
+  it('refuses a copy whose fetch began before a purge of what it names', async () => {
+    const redis = await redisServer();
+    const client = createClient({ url: redis.url });
+    client.on('error', () => undefined);
+    await client.connect();
+    try {
+      const tier = new SharedTier({ client: client as unknown as RedisClient, keyPrefix: 'race:', skewMs: 0 });
+      const entry = testEntry({ key: 'shop.example/slow', tags: ['news'], body: Buffer.from('old'), deleteAt: Date.now() + 60_000 }) as Parameters<SharedTier['write']>[0];
+      const fetchStarted = Date.now() - 5_000;
+      await tier.purge({ keys: [], tags: ['news'], everything: false });
+      expect(await tier.write(entry, fetchStarted)).toBe(false);
+      expect(await tier.read('shop.example/slow')).toEqual([]);
+      // A fetch that began after the purge is stored.
+      expect(await tier.write(entry, Date.now() + 1)).toBe(true);
+      expect((await tier.read('shop.example/slow'))[0]!.body.toString()).toBe('old');
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it('ignores what it cannot read as an entry in the shared tier, and fetches instead', async () => {
+    const redis = await redisServer();
+    const raw = createClient({ url: redis.url });
+    raw.on('error', () => undefined);
+    await raw.connect();
+    try {
+      await raw.hSet('lacquer:shared:0:o:shop.example/junk', { '': 'not an entry at all' });
+      await raw.hSet('lacquer:shared:0:o:shop.example/forged', { '': Buffer.concat([Buffer.from([0, 0, 0, 2]), Buffer.from('{}body')]) });
+    } finally {
+      raw.destroy();
+    }
+    const a = await start(configFor(redis, 'a'));
+    const fetched = origin.hits();
+    expect((await get(a, '/junk')).body).toMatch(/^\/junk#/);
+    expect((await get(a, '/forged')).body).toMatch(/^\/forged#/);
+    expect(origin.hits()).toBe(fetched + 2);
+  });
+
+  it('a hung Redis turns shared lookups into misses after redis.shared.timeout, counted as errors', async () => {
+    const redis = await redisServer();
+    const config = configFor(redis, 'a');
+    config.redis.shared.timeout = 200;
+    const a = await start(config);
+    redis.pause();
+    try {
+      const fetched = origin.hits();
+      expect((await get(a, '/news/5')).status).toBe(200);
+      expect(origin.hits()).toBe(fetched + 1);
+      expect((await fetchText(`${a.adminUrl}/metrics`)).body).toMatch(/^lacquer_redis_errors_total\{operation="shared"\} [1-9]/m);
+    } finally {
+      redis.resume();
+    }
+  });
+
+  it('with lockTtl, one instance fetches a missing key and the others take its copy (cross-instance coalescing)', async () => {
+    const redis = await redisServer();
+    let waiting: (() => void) | undefined;
+    let arrived = 0;
+    // The first request is held until a second one arrives (or 1.5 s pass): without the lock both instances would reach it.
+    const slow = await startOrigin(async (request, response, count) => {
+      arrived++;
+      if (arrived === 1) await new Promise<void>((resolve) => ((waiting = resolve), setTimeout(resolve, 1500)));
+      else waiting?.();
+      response.writeHead(200, { 'cache-control': 'max-age=600' });
+      response.end(`${request.url}#${count}`);
+    });
+    try {
+      const configs = ['a', 'b'].map((id) => {
+        const config = configFor(redis, id);
+        config.origin.url = slow.url;
+        config.redis.shared.lockTtl = 5000;
+        return config;
+      });
+      const [a, b] = await Promise.all(configs.map((config) => start(config)));
+      const [fromA, fromB] = await Promise.all([get(a!, '/hot'), get(b!, '/hot')]);
+      expect(slow.hits()).toBe(1);
+      expect(fromB.body).toBe(fromA.body);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('a lock whose holder is gone blocks the key no longer than lockTtl', async () => {
+    const redis = await redisServer();
+    const raw = createClient({ url: redis.url });
+    raw.on('error', () => undefined);
+    await raw.connect();
+    try {
+      // A holder that took the lock and vanished.
+      await raw.set('lacquer:shared:lock:shop.example/orphan', 'gone', { PX: 400 });
+    } finally {
+      raw.destroy();
+    }
+    const config = configFor(redis, 'a');
+    config.redis.shared.lockTtl = 400;
+    const a = await start(config);
+    const fetched = origin.hits();
+    expect((await get(a, '/orphan')).status).toBe(200);
+    expect(origin.hits()).toBe(fetched + 1);
+  });
+
+  it('with Redis gone, lookups are misses and the proxy serves from the origin and its own tiers', async () => {
+    const redis = await redisServer();
+    const a = await start(configFor(redis, 'a'));
+    await redis.stop('SIGKILL');
+    const fetched = origin.hits();
+    expect((await get(a, '/news/4')).status).toBe(200);
+    expect((await get(a, '/news/4')).headers['cache-status']).toMatch(/hit/);
+    expect(origin.hits()).toBe(fetched + 1);
+  });
+});
