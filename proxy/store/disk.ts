@@ -1,7 +1,7 @@
 import { unlink } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import { isFileBody, type BodyOwner, type FileBody } from '../cache/body.js';
-import type { Entry } from '../cache/entry.js';
+import { withBody, type Entry } from '../cache/entry.js';
 import { idOf, newId, pathOf, writeAtomic } from './disk-files.js';
 import { encodeMeta, type EntryMeta, type MetaRecord } from './disk-format.js';
 import { claimDirectory, scanDirectory, unlockDirectory, type ScanHost } from './disk-scan.js';
@@ -267,7 +267,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
 
   #indexedEntry(meta: EntryMeta, body: { id: string; length: number; crc: number }): Entry {
     const fileBody: FileBody = { kind: 'file', path: pathOf(this.#options.dir, body.id, 'body'), length: body.length, crc: body.crc, owner: this };
-    return { ...meta, body: fileBody };
+    return withBody(meta, fileBody);
   }
 
   /** Indexes a stored variant: newest first, the same variant replaced, the oldest beyond the cap dropped. */
