@@ -268,7 +268,8 @@ async function burstScenario(context: Context): Promise<ScenarioResult> {
   const burstTargets = [{ ...context.origin, name: ORIGIN_DIRECT }, ...context.targets];
   for (let round = 1; round <= plan.rounds; round++) {
     for (const target of burstTargets) {
-      const path = PATHS.slow(`${target.name}-${round}-${Date.now()}`);
+      // Target names may hold spaces and brackets ("origin (direct)"): only URL-safe characters go into the path.
+      const path = PATHS.slow(`${target.name.replace(/[^A-Za-z0-9-]+/g, '-')}-${round}-${Date.now()}`);
       const { result, spanMs: wallMs } = await runBurst(target.url, path, plan.burstClients);
       const originRequests = await originCount(context.origin, path);
       samples.push({ round, target: target.name, clients: plan.burstClients, originRequests, wallMs, maxLatencyMs: result.latency.max, errors: result.errors + result.timeouts + result.non2xx });
