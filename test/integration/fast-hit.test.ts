@@ -27,6 +27,9 @@ interface Pair {
   readonly reachedFastify: () => number;
   readonly clock: TestClock;
   readonly store: MemoryStore | TieredStore;
+  /** Starts closing the fast listener (the app stays on the list of things closed after the test). */
+  readonly closeFast: () => Promise<void>;
+  readonly fastListening: () => boolean;
 }
 
 let origin: TestOrigin | undefined;
@@ -59,9 +62,11 @@ async function setup(handler: OriginHandler, options: { cacheDir?: string; confi
     await store.close();
   });
   let reached = 0;
+  let fastApp: ReturnType<typeof buildProxyServer>['app'] | undefined;
   const listen = async (fastHits: boolean): Promise<string> => {
     const { app } = buildProxyServer({ config, store, origin: upstream, clock: clock.now, random: () => 0.5, fastHits });
     if (fastHits) {
+      fastApp = app;
       app.addHook('onRequest', (_request, _reply, done) => {
         reached++;
         done();
@@ -71,7 +76,9 @@ async function setup(handler: OriginHandler, options: { cacheDir?: string; confi
     closers.push(() => app.close());
     return `127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   };
-  return { fast: await listen(true), general: await listen(false), reachedFastify: () => reached, clock, store };
+  const fast = await listen(true);
+  const general = await listen(false);
+  return { fast, general, reachedFastify: () => reached, clock, store, closeFast: () => fastApp!.close(), fastListening: () => fastApp!.server.listening };
 }
 
 /** One request on its own connection, returning the raw response (status line, header lines in order, body). */
@@ -237,5 +244,33 @@ describe('the fast hit path', () => {
     expect(pair.reachedFastify()).toBe(before);
     expect(fast).toBe(await raw(pair.general, get('/d')));
     expect(origin!.hits('/d')).toBe(1);
+  });
+});
+
+describe('the fast hit path while closing', () => {
+  it('steps aside once the listener is closing, so Fastify answers 503 as configured', async () => {
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const pair = await setup(async (request, response, count) => {
+      if (request.url === '/slow') await released;
+      cacheable('closing soon')(request, response, count);
+    });
+    await raw(pair.fast, get('/c'));
+    const [host, port] = pair.fast.split(':') as [string, string];
+    const socket = connect(Number(port), host);
+    let data = '';
+    socket.on('data', (chunk) => (data += chunk.toString('latin1')));
+    const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    // A request in flight keeps the connection open through the close.
+    socket.write('GET /slow HTTP/1.1\r\nHost: example.test\r\n\r\n');
+    await expect.poll(() => origin!.hits('/slow'), { timeout: 10_000 }).toBe(1);
+    const closed = pair.closeFast();
+    await expect.poll(() => pair.fastListening(), { timeout: 10_000 }).toBe(false);
+    // A plain hit for a fresh entry, arriving while closing: Fastify's to answer (503), not the fast path's (200).
+    socket.write('GET /c HTTP/1.1\r\nHost: example.test\r\n\r\n');
+    release();
+    await ended;
+    await closed;
+    expect(data).toMatch(/^HTTP\/1\.1 200 OK[^]*HTTP\/1\.1 503 /);
   });
 });
