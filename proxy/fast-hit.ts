@@ -115,7 +115,8 @@ export function createFastHit(options: FastHitOptions): FastHit {
     const headers = req.headers;
     if (!plainRequest(method, headers)) return false;
     const url = req.url ?? '/';
-    const started = requestChannel.hasSubscribers ? performance.now() : 0;
+    const observed = requestChannel.hasSubscribers;
+    const started = observed ? performance.now() : 0;
     const key = requestTarget(url, headers as HeaderMap, keyOptions).key;
     const variants = store.get(key);
     // A tier that answers with a promise (not the memory tier) is left to the flow.
@@ -139,19 +140,21 @@ export function createFastHit(options: FastHitOptions): FastHit {
     out['cache-status'] = block.hitStatus + remainingTtl(entry, now);
     const body = method === 'HEAD' ? null : (entry.body as Buffer);
 
-    if (started !== 0) publish(req, url, entry.status, out, body, started);
+    // As in server.ts, the duration runs until the answer is ready to send; the event goes out once it was sent, so a failed write cannot report it twice.
+    const durationMs = observed ? performance.now() - started : 0;
     res.writeHead(entry.status, out);
     if (body === null) res.end();
     else res.end(body);
+    if (observed) publish(req, url, entry.status, out, body, durationMs);
     return true;
   };
 }
 
 /** The request event the general path publishes (server.ts), for metrics and the access log. */
-function publish(req: IncomingMessage, url: string, status: number, headers: HeaderMap, body: Buffer | null, started: number): void {
+function publish(req: IncomingMessage, url: string, status: number, headers: HeaderMap, body: Buffer | null, durationMs: number): void {
   const method = req.method!;
   const request: ProxyRequest = { method, url, headers: req.headers as HeaderMap, body: null, clientIp: req.socket.remoteAddress ?? '', protocol: 'http' };
   const delivery: Delivery = { status, headers, body, outcome: 'hit' };
-  const event: RequestEvent = { method, url, status, outcome: 'hit', durationMs: performance.now() - started, request, delivery };
+  const event: RequestEvent = { method, url, status, outcome: 'hit', durationMs, request, delivery };
   requestChannel.publish(event);
 }
