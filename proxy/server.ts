@@ -1,9 +1,10 @@
-import { METHODS as httpMethods } from 'node:http';
+import { METHODS as httpMethods, type IncomingMessage, type ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Config } from '../config/types.js';
 import type { Delivery } from './deliver.js';
 import { requestChannel, type RequestEvent } from './events.js';
 import { originTransportError } from './errors.js';
+import { createFastHit } from './fast-hit.js';
 import { Flow, type FlowDependencies, type ProxyRequest } from './flow.js';
 import type { HeaderMap } from './http/headers.js';
 import { interimToForward } from './upstream/interim.js';
@@ -25,7 +26,13 @@ export interface ProxyServer {
 /** Every method Node's HTTP parser accepts: unknown methods are passed to the origin too (and treated as unsafe). */
 const METHODS = [...httpMethods];
 
-export function buildProxyServer(deps: FlowDependencies & { logger?: boolean | object }): ProxyServer {
+export interface ProxyServerOptions extends FlowDependencies {
+  readonly logger?: boolean | object;
+  /** Answer plain fresh memory hits before Fastify (fast-hit.ts). Default true; false sends every request through the flow. */
+  readonly fastHits?: boolean;
+}
+
+export function buildProxyServer(deps: ProxyServerOptions): ProxyServer {
   const flow = new Flow(deps);
   const app = Fastify({
     logger: deps.logger ?? false,
@@ -87,6 +94,7 @@ export function buildProxyServer(deps: FlowDependencies & { logger?: boolean | o
     void reply.code(status).header('content-type', 'text/plain; charset=utf-8').header('cache-control', 'no-store').send(status < 500 ? 'Bad Request\n' : 'Internal Server Error\n');
   });
 
+  if (deps.fastHits !== false) answerPlainHitsFirst(app, deps);
   return { app, flow };
 }
 
@@ -103,6 +111,41 @@ function clientTimeouts(limits: Config['limits']): { headersTimeout: number; req
     requestTimeout: limits.requestTimeout,
     connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(shortest / 4))),
   };
+}
+
+/**
+ * Puts the fast hit path (fast-hit.ts) in front of Fastify's own request
+ * listener: it answers the plain fresh memory hits and hands every other
+ * request to Fastify untouched. The server stays the one Fastify built, with
+ * every timeout and option it set. Once the app is closing, everything goes
+ * to Fastify, which answers 503 as configured.
+ */
+function answerPlainHitsFirst(app: FastifyInstance, deps: ProxyServerOptions): void {
+  const server = app.server;
+  const listeners = server.listeners('request');
+  // Fastify registers exactly one; anything else means it changed how it listens, and the fast path stays out of the way.
+  if (listeners.length !== 1) return;
+  const fastify = listeners[0] as (req: IncomingMessage, res: ServerResponse) => void;
+  const fastHit = createFastHit(deps);
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  server.removeListener('request', fastify);
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    let answered = false;
+    if (!closing) {
+      try {
+        answered = fastHit(req, res);
+      } catch (error) {
+        // Nothing is sent before the last step; if that failed, the general path answers (and reports) as it would have.
+        deps.onError?.(error, 'fast hit');
+        answered = res.headersSent;
+      }
+    }
+    if (!answered) fastify(req, res);
+  });
 }
 
 function hasBody(request: FastifyRequest): boolean {

@@ -4,8 +4,9 @@
  * bounded time, stops it, and writes reports/profile-<what>.md with the
  * functions that took the most self time, plus the raw .cpuprofile.
  *
- *   --what hit-1k|pass   the 1 KiB hit (50 connections, default) or the
- *                        uncacheable pass-through (1 connection)
+ *   --what hit-1k|pass|swr   the 1 KiB hit (50 connections, default), the
+ *                        uncacheable pass-through (1 connection), or the
+ *                        stale-while-revalidate path (50 connections)
  *   --seconds N          measured load, default 8
  *   --out-dir DIR        default reports
  */
@@ -22,6 +23,7 @@ import { startLacquer, startOrigin } from './bench/targets.js';
 const WHAT = {
   'hit-1k': { path: PATHS.hit1k, connections: 50, title: '1 KiB hit' },
   pass: { path: PATHS.pass, connections: 1, title: 'uncacheable pass-through' },
+  swr: { path: PATHS.swr, connections: 50, title: 'stale-while-revalidate path (max-age=1, 50 ms origin)' },
 } as const;
 
 async function main(): Promise<void> {

@@ -63,3 +63,37 @@ export function headersSize(headers: StoredHeaders): number {
 export function hasValidators(entry: Pick<Entry, 'etag' | 'lastModified'>): boolean {
   return entry.etag !== undefined || entry.lastModified !== undefined;
 }
+
+/**
+ * The same entry with another body (an owned copy, a file, bytes read back
+ * from disk). Every field is written out in one order, so all entries share
+ * one object shape: built with spreads and rests, V8 gave entries indexed by
+ * the disk tier a hidden class (map and descriptors) of their own, several
+ * hundred bytes each.
+ */
+export function withBody(entry: Omit<Entry, 'body'>, body: Body): Entry {
+  return {
+    key: entry.key,
+    vary: entry.vary,
+    variant: entry.variant,
+    status: entry.status,
+    headers: entry.headers,
+    body,
+    etag: entry.etag,
+    lastModified: entry.lastModified,
+    tags: entry.tags,
+    requestTime: entry.requestTime,
+    responseTime: entry.responseTime,
+    initialAge: entry.initialAge,
+    storedAt: entry.storedAt,
+    freshUntil: entry.freshUntil,
+    staleWhileRevalidateUntil: entry.staleWhileRevalidateUntil,
+    staleIfErrorUntil: entry.staleIfErrorUntil,
+    deleteAt: entry.deleteAt,
+    noCache: entry.noCache,
+    mustRevalidate: entry.mustRevalidate,
+    immutable: entry.immutable,
+    sharedWithAuthorization: entry.sharedWithAuthorization,
+    size: entry.size,
+  };
+}

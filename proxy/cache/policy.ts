@@ -1,5 +1,6 @@
 import CachePolicy from 'http-cache-semantics';
 import type { Body } from './body.js';
+import { compactHeaders, flat } from './compact.js';
 import type { CacheOptions, TagOptions } from '../../config/types.js';
 import { headerValue, splitList, tokenList, type HeaderMap, type StoredHeaders } from '../http/headers.js';
 import { deltaSeconds, parseCacheControl, parseSurrogateControl, parseTargetedCacheControl, qualifiedFields, type Directives } from './cache-control.js';
@@ -255,19 +256,21 @@ export function makeEntry(plan: EntryPlan, key: string, variant: string, body: B
   const freshUntil = plan.noCache ? plan.responseTime : plan.responseTime + plan.lifetime.ms - plan.initialAge;
   const staleWhileRevalidateUntil = freshUntil + plan.staleWhileRevalidate;
   const staleIfErrorUntil = freshUntil + plan.staleIfError;
-  const etag = typeof plan.headers['etag'] === 'string' ? plan.headers['etag'] : undefined;
-  const lastModified = typeof plan.headers['last-modified'] === 'string' ? plan.headers['last-modified'] : undefined;
+  // Kept for hours, possibly by the million: shared header values, a flat key, one empty array for all (compact.ts).
+  const headers = compactHeaders(plan.headers);
+  const etag = typeof headers['etag'] === 'string' ? headers['etag'] : undefined;
+  const lastModified = typeof headers['last-modified'] === 'string' ? headers['last-modified'] : undefined;
   const keep = etag !== undefined || lastModified !== undefined ? keepWithValidators : 0;
   return {
-    key,
-    vary: plan.vary,
+    key: flat(key),
+    vary: plan.vary.length === 0 ? NONE : plan.vary,
     variant,
     status: plan.status,
-    headers: plan.headers,
+    headers,
     body,
     etag,
     lastModified,
-    tags: plan.tags,
+    tags: plan.tags.length === 0 ? NONE : plan.tags,
     requestTime: plan.requestTime,
     responseTime: plan.responseTime,
     initialAge: plan.initialAge,
@@ -280,6 +283,9 @@ export function makeEntry(plan: EntryPlan, key: string, variant: string, body: B
     mustRevalidate: plan.mustRevalidate,
     immutable: plan.immutable,
     sharedWithAuthorization: plan.sharedWithAuthorization,
-    size: body.length + headersSize(plan.headers) + key.length + variant.length + tagsSize(plan.tags) + ENTRY_OVERHEAD_BYTES,
+    size: body.length + headersSize(headers) + key.length + variant.length + tagsSize(plan.tags) + ENTRY_OVERHEAD_BYTES,
   };
 }
+
+/** The empty Vary and tag list every entry without them shares. */
+const NONE: readonly string[] = Object.freeze([]);

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { flat } from '../cache/compact.js';
 
 /**
  * File names and atomic writes for the disk tier. Every file has a fresh
@@ -35,7 +36,8 @@ export function newId(): string {
 }
 
 export function pathOf(dir: string, id: string, kind: FileKind): string {
-  return join(dir, id.slice(0, 2), `${id}.${kind}`);
+  // Flat: the index keeps a path per body for as long as it is stored (cache/compact.ts).
+  return flat(join(dir, id.slice(0, 2), `${id}.${kind}`));
 }
 
 /** The id in a path made by pathOf. */

@@ -1,6 +1,6 @@
 import { isFileBody } from '../cache/body.js';
 import { LRUCache } from 'lru-cache';
-import type { Entry } from '../cache/entry.js';
+import { withBody, type Entry } from '../cache/entry.js';
 import type { RemovalReason, Store, StoreListener } from './store.js';
 
 export interface MemoryStoreOptions {
@@ -149,7 +149,7 @@ function withOwnBody(entry: Entry): Entry {
   const body = entry.body;
   if (isFileBody(body)) return entry;
   const own = ownBuffer(body);
-  return own === body ? entry : { ...entry, body: own };
+  return own === body ? entry : withBody(entry, own);
 }
 
 /** The buffer itself when it owns its memory, else a copy of exactly its bytes. */

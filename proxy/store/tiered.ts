@@ -1,5 +1,5 @@
 import { isFileBody, readFileBody } from '../cache/body.js';
-import type { Entry } from '../cache/entry.js';
+import { withBody, type Entry } from '../cache/entry.js';
 import { DiskStore, type DiskStoreOptions } from './disk.js';
 import { MemoryStore, ownBuffer } from './memory.js';
 import type { BodyWriter, StoreListener, StreamingStore } from './store.js';
@@ -74,11 +74,11 @@ export class TieredStore implements StreamingStore {
 
   async set(given: Entry): Promise<void> {
     // The memory tier keeps only buffers that own their bytes; the disk tier must know the same buffer, so a later set() of it is metadata only.
-    const entry = Buffer.isBuffer(given.body) ? { ...given, body: ownBuffer(given.body) } : given;
+    const entry = Buffer.isBuffer(given.body) ? withBody(given, ownBuffer(given.body)) : given;
     const indexed = await this.disk.store(entry);
     if (indexed === undefined || !Buffer.isBuffer(entry.body) || entry.body.length > this.#memoryObjectLimit) return;
     // Another write or a delete may have come first while the disk was written.
-    if (this.disk.holds(indexed)) this.memory.set({ ...indexed, body: entry.body });
+    if (this.disk.holds(indexed)) this.memory.set(withBody(indexed, entry.body));
   }
 
   delete(key: string): number {
@@ -126,7 +126,7 @@ export class TieredStore implements StreamingStore {
         // Only if the disk still holds this very entry: a newer write must not be shadowed by an older body.
         if (!this.disk.holds(entry)) return;
         this.disk.remember(bytes, body);
-        this.memory.set({ ...entry, body: bytes });
+        this.memory.set(withBody(entry, bytes));
       })
       .catch((error: unknown) => this.#onError?.(error, 'promote from disk'))
       .finally(() => this.#promoting.delete(id));

@@ -111,6 +111,17 @@ export function storeContract(name: string, makeStore: (options: StoreFactoryOpt
       expect(stats.entries).toBe(5);
     });
 
+    it('keeps a key used many times only until it is again the least recently used', async () => {
+      const entryBytes = 10_000;
+      const { store, removed } = await setup({ maxSize: 5 * (entryBytes + ENTRY_OVERHEAD_BYTES) });
+      for (let i = 0; i < 5; i++) await store.set(testEntry(`k${i}`, { bodyBytes: entryBytes }));
+      for (let i = 0; i < 100; i++) await store.get('k0');
+      // k1..k4 go before k0; then k5 (stored after k0 was last used) outlives it.
+      for (let i = 5; i <= 9; i++) await store.set(testEntry(`k${i}`, { bodyBytes: entryBytes }));
+      expect(removed.map((r) => r.key)).toEqual(['k1', 'k2', 'k3', 'k4', 'k0']);
+      expect(await store.get('k5')).toHaveLength(1);
+    });
+
     it('accounts bytes as the sum of entry sizes', async () => {
       const { store } = await setup();
       const a = testEntry('a', { bodyBytes: 1000 });

@@ -1,0 +1,165 @@
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Config } from '../config/types.js';
+import { EMPTY_DIRECTIVES } from './cache/cache-control.js';
+import { decideLookup } from './cache/decide.js';
+import type { Entry } from './cache/entry.js';
+import { ageSeconds } from './cache/freshness.js';
+import { isHostField, requestTarget } from './cache/key.js';
+import { headersOriginSees } from './upstream/forward-headers.js';
+import { remainingTtl, type Delivery } from './deliver.js';
+import { requestChannel, type RequestEvent } from './events.js';
+import type { ProxyRequest } from './flow.js';
+import type { HeaderMap } from './http/headers.js';
+import type { Store } from './store/store.js';
+
+/**
+ * The common hit, answered before the web framework sees the request: a
+ * plain GET or HEAD whose fresh entry sits in the memory tier. It takes the
+ * same decisions as the flow (the same key, the same lookup decision, the
+ * same Age and Cache-Status arithmetic) and writes the same status, headers
+ * and body; it only skips the framework's routing and reply machinery, the
+ * promise of the general path, and the per-request copy of work that can be
+ * done once per entry.
+ *
+ * Anything it cannot answer exactly as the flow would returns false
+ * untouched, and the request takes the general path: other methods (PURGE
+ * included), conditional and Range requests, a request Cache-Control or
+ * Pragma, Authorization, a request body, a miss, a stale entry, a body on
+ * disk, a response the framework would change on its way out (no
+ * Content-Type, a Content-Length that is not the body's, a bodiless status).
+ */
+
+export interface FastHitOptions {
+  readonly config: Config;
+  readonly store: Store;
+  readonly clock: () => number;
+}
+
+/** Answers the request and returns true, or returns false having done nothing. */
+export type FastHit = (req: IncomingMessage, res: ServerResponse) => boolean;
+
+/**
+ * Request fields that only the general flow acts on. Their absence is what
+ * makes a request "plain": no validators or ranges to compare
+ * (RFC 9110 §13, §14), no client freshness limits (RFC 9111 §5.2.1, and
+ * Pragma's no-cache, §5.4), no credentials (RFC 9111 §3.5), no body.
+ */
+const GENERAL_FIELDS = [
+  'if-none-match',
+  'if-modified-since',
+  'if-match',
+  'if-unmodified-since',
+  'if-range',
+  'range',
+  'cache-control',
+  'pragma',
+  'authorization',
+  'content-length',
+  'transfer-encoding',
+] as const;
+
+/** Whether a request is one the fast path may answer, judged from its method and fields only. */
+export function plainRequest(method: string | undefined, headers: IncomingHttpHeaders): boolean {
+  if (method !== 'GET' && method !== 'HEAD') return false;
+  for (const name of GENERAL_FIELDS) if (headers[name] !== undefined) return false;
+  return true;
+}
+
+/**
+ * What is worked out once per entry: its header fields as parallel arrays
+ * (copied into each response's header object by index), the first part of
+ * its Cache-Status, or `false` when the general path must answer it.
+ */
+interface HeaderBlock {
+  readonly names: readonly string[];
+  readonly values: readonly (string | string[])[];
+  /** `<name>; hit; ttl=`: only the remaining TTL follows. */
+  readonly hitStatus: string;
+}
+
+/** Statuses the framework sends as they are; 204, 205 and 304 have their own framing rules and take the general path. */
+function plainStatus(status: number): boolean {
+  return status >= 200 && status !== 204 && status !== 205 && status !== 304;
+}
+
+/**
+ * The header block for an entry, or false when the general path must
+ * answer it. The framework adds a Content-Type to a body that has none and
+ * corrects a Content-Length that is not the body's, so only entries it
+ * would send unchanged are answered here.
+ */
+export function headerBlockFor(entry: Entry, cacheName: string): HeaderBlock | false {
+  const body = entry.body;
+  if (!Buffer.isBuffer(body) || !plainStatus(entry.status)) return false;
+  const headers = entry.headers;
+  if (headers['content-type'] === undefined || headers['content-length'] !== String(body.length)) return false;
+  const names: string[] = [];
+  const values: (string | string[])[] = [];
+  for (const name in headers) {
+    // Age and Cache-Status are this response's own (deliver.ts); stored entries never carry them, but be sure.
+    if (name === 'age' || name === 'cache-status') continue;
+    names.push(name);
+    values.push(headers[name]!);
+  }
+  return { names, values, hitStatus: `${cacheName}; hit; ttl=` };
+}
+
+export function createFastHit(options: FastHitOptions): FastHit {
+  const { store, clock } = options;
+  const keyOptions = options.config.key;
+  const cacheName = options.config.cache.name;
+  const strip = options.config.request.stripHeaders.filter((name) => !keyOptions.headers.includes(name));
+  /** Built on an entry's first fast hit, so entries never hit cost nothing; dropped with the entry. */
+  const blocks = new WeakMap<Entry, HeaderBlock | false>();
+
+  return function fastHit(req, res) {
+    const method = req.method;
+    const headers = req.headers;
+    if (!plainRequest(method, headers)) return false;
+    // A Host the flow refuses, or fields the origin would not see (which the flow keys without), are the flow's to answer.
+    if (headers.host !== undefined && !isHostField(headers.host)) return false;
+    if (headersOriginSees(headers as HeaderMap, strip) !== headers) return false;
+    const url = req.url ?? '/';
+    const observed = requestChannel.hasSubscribers;
+    const started = observed ? performance.now() : 0;
+    const key = requestTarget(url, headers as HeaderMap, keyOptions).key;
+    const variants = store.get(key);
+    // A tier that answers with a promise (not the memory tier) is left to the flow.
+    if (variants === undefined || !Array.isArray(variants)) return false;
+    const now = clock();
+    const decision = decideLookup(variants as readonly Entry[], { headers: headers as HeaderMap, directives: EMPTY_DIRECTIVES, hasAuthorization: false }, now);
+    if (decision.kind !== 'hit' || decision.stale) return false;
+    const entry = decision.entry;
+    let block = blocks.get(entry);
+    if (block === undefined) {
+      block = headerBlockFor(entry, cacheName);
+      blocks.set(entry, block);
+    }
+    if (block === false) return false;
+
+    const out: Record<string, string | string[]> = {};
+    const { names, values } = block;
+    for (let i = 0; i < names.length; i++) out[names[i]!] = values[i]!;
+    // RFC 9111 §5.1: the Age of this response; RFC 9211 §2: the hit and its remaining freshness.
+    out['age'] = String(ageSeconds(entry.initialAge, entry.responseTime, now));
+    out['cache-status'] = block.hitStatus + remainingTtl(entry, now);
+    const body = method === 'HEAD' ? null : (entry.body as Buffer);
+
+    // As in server.ts, the duration runs until the answer is ready to send; the event goes out once it was sent, so a failed write cannot report it twice.
+    const durationMs = observed ? performance.now() - started : 0;
+    res.writeHead(entry.status, out);
+    if (body === null) res.end();
+    else res.end(body);
+    if (observed) publish(req, url, entry.status, out, body, durationMs);
+    return true;
+  };
+}
+
+/** The request event the general path publishes (server.ts), for metrics and the access log. */
+function publish(req: IncomingMessage, url: string, status: number, headers: HeaderMap, body: Buffer | null, durationMs: number): void {
+  const method = req.method!;
+  const request: ProxyRequest = { method, url, headers: req.headers as HeaderMap, body: null, clientIp: req.socket.remoteAddress ?? '', protocol: 'http' };
+  const delivery: Delivery = { status, headers, body, outcome: 'hit' };
+  const event: RequestEvent = { method, url, status, outcome: 'hit', durationMs, request, delivery };
+  requestChannel.publish(event);
+}

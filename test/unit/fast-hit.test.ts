@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { headerBlockFor, plainRequest } from '../../proxy/fast-hit.js';
+import { testEntry } from '../helpers/entries.js';
+
+describe('what the fast hit path takes on', () => {
+  it('takes plain GET and HEAD requests only', () => {
+    expect(plainRequest('GET', { host: 'a', accept: '*/*', 'user-agent': 'x' })).toBe(true);
+    expect(plainRequest('HEAD', { host: 'a' })).toBe(true);
+    for (const method of ['POST', 'PURGE', 'OPTIONS', undefined]) expect(plainRequest(method, { host: 'a' })).toBe(false);
+    for (const name of ['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range', 'range', 'cache-control', 'pragma', 'authorization', 'content-length', 'transfer-encoding']) {
+      expect(plainRequest('GET', { host: 'a', [name]: 'x' }), name).toBe(false);
+    }
+  });
+
+  it('works out an entry’s header fields once, without Age or Cache-Status', () => {
+    const entry = testEntry({ key: 'k', body: Buffer.from('abc'), headers: { 'content-type': 'text/plain', 'content-length': '3', link: ['<a>', '<b>'], age: '9' } });
+    const block = headerBlockFor(entry, 'edge');
+    expect(block).not.toBe(false);
+    if (block === false) return;
+    expect(block.names).toEqual(['content-type', 'content-length', 'link']);
+    expect(block.values).toEqual(['text/plain', '3', ['<a>', '<b>']]);
+    expect(block.hitStatus).toBe('edge; hit; ttl=');
+  });
+
+  it('leaves to the general path the entries Fastify would send differently', () => {
+    const typed = { 'content-type': 'text/plain', 'content-length': '3' };
+    expect(headerBlockFor(testEntry({ key: 'k', body: Buffer.from('abc'), headers: { 'content-length': '3' } }), 'c')).toBe(false);
+    expect(headerBlockFor(testEntry({ key: 'k', body: Buffer.from('abc'), headers: { 'content-type': 'text/plain', 'content-length': '4' } }), 'c')).toBe(false);
+    expect(headerBlockFor(testEntry({ key: 'k', body: Buffer.from('abc'), headers: { 'content-type': 'text/plain' } }), 'c')).toBe(false);
+    for (const status of [204, 205, 304]) expect(headerBlockFor(testEntry({ key: 'k', status, body: Buffer.from('abc'), headers: typed }), 'c')).toBe(false);
+    expect(headerBlockFor(testEntry({ key: 'k', status: 404, body: Buffer.from('abc'), headers: typed }), 'c')).not.toBe(false);
+    const onDisk = testEntry({ key: 'k', body: { kind: 'file', path: '/nonexistent', length: 3 } as never, headers: typed });
+    expect(headerBlockFor(onDisk, 'c')).toBe(false);
+  });
+});
