@@ -23,6 +23,8 @@ export class MemoryStore implements Store {
   readonly #options: MemoryStoreOptions;
   /** Why the next dispose happens when it is not the LRU's own eviction. */
   #removal: RemovalReason | undefined;
+  /** Variants held, kept in step with every change so stats() (read by every scrape) is O(1). */
+  #entries = 0;
 
   constructor(options: MemoryStoreOptions) {
     this.#options = options;
@@ -31,6 +33,7 @@ export class MemoryStore implements Store {
       sizeCalculation: (variants) => Math.max(1, sumSizes(variants)),
       noDisposeOnSet: true,
       dispose: (variants, _key, reason) => {
+        this.#entries -= variants.length;
         const why: RemovalReason = this.#removal ?? (reason === 'evict' ? 'evict' : 'delete');
         for (const entry of variants) this.#options.listener?.onRemove?.(entry, why);
       },
@@ -56,7 +59,7 @@ export class MemoryStore implements Store {
     // Newest first; beyond the cap the oldest variants go, so a Vary explosion cannot grow a key without bound.
     const kept = [entry, ...others].slice(0, this.#options.maxVariants);
     const dropped = others.slice(this.#options.maxVariants - 1);
-    this.#lru.set(entry.key, kept);
+    this.#put(entry.key, previous, kept);
     for (const old of replaced) this.#options.listener?.onRemove?.(old, 'replace');
     for (const old of dropped) this.#options.listener?.onRemove?.(old, 'evict');
     if (this.#lru.has(entry.key)) this.#options.listener?.onStore?.(entry);
@@ -107,9 +110,7 @@ export class MemoryStore implements Store {
   }
 
   stats(): { entries: number; bytes: number; maxBytes: number } {
-    let entries = 0;
-    for (const variants of this.#lru.values()) entries += variants.length;
-    return { entries, bytes: this.#lru.calculatedSize, maxBytes: this.#options.maxSize };
+    return { entries: this.#entries, bytes: this.#lru.calculatedSize, maxBytes: this.#options.maxSize };
   }
 
   close(): void {
@@ -124,9 +125,21 @@ export class MemoryStore implements Store {
       this.#withReason(reason, () => this.#lru.delete(key));
       return live;
     }
-    this.#lru.set(key, live, { noUpdateTTL: true });
+    this.#put(key, variants, live);
     for (const entry of variants) if (!live.includes(entry)) this.#options.listener?.onRemove?.(entry, reason);
     return live;
+  }
+
+  /**
+   * Replaces a key's variants. The LRU does not dispose of a value it
+   * overwrites (noDisposeOnSet), so the count moves by the difference here;
+   * a value it refuses (too large) makes it dispose of the old one instead,
+   * which the dispose callback counts.
+   */
+  #put(key: string, previous: readonly Entry[], next: readonly Entry[]): void {
+    const held = this.#lru.peek(key) === previous ? previous.length : 0;
+    this.#lru.set(key, next, { noUpdateTTL: true });
+    if (this.#lru.peek(key) === next) this.#entries += next.length - held;
   }
 
   #withReason(reason: RemovalReason, action: () => void): void {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../proxy/store/memory.js';
+import { seededRandom } from '../../scripts/bench/zipf.js';
 import { storeContract, testEntry } from '../contract/store-contract.js';
 
 storeContract('memory tier', (options) => new MemoryStore(options));
@@ -49,5 +50,27 @@ describe('memory tier body ownership', () => {
     const found = memory.get('k')![0]!;
     memory.deleteVariant(found);
     expect(memory.get('k')).toBeUndefined();
+  });
+
+  it('keeps its entry count right through every kind of change, without walking the keys', () => {
+    let now = 1_000_000;
+    const memory = new MemoryStore({ maxSize: 20_000, maxVariants: 3, clock: () => now });
+    const random = seededRandom(7);
+    const pick = (n: number) => Math.floor(random() * n);
+    const counted = () => [...memory.keys()].reduce((sum, key) => sum + (memory.peek(key)?.length ?? 0), 0);
+    for (let step = 0; step < 5_000; step++) {
+      const key = `k${pick(40)}`;
+      const roll = random();
+      if (roll < 0.6) {
+        // Some too large for the tier: refused, and the key's old variants go with them.
+        const bodyBytes = random() < 0.02 ? 30_000 : 50 + pick(3_000);
+        memory.set(testEntry(key, { variant: `v${pick(5)}`, vary: ['x'], bodyBytes, deleteAt: now + pick(5_000) }));
+      } else if (roll < 0.7) memory.delete(key);
+      else if (roll < 0.8) memory.deleteVariantOf(key, `v${pick(5)}`);
+      else if (roll < 0.9) memory.get(key);
+      else if (roll < 0.95) memory.sweep(now);
+      else now += pick(2_000);
+      expect(memory.stats().entries, `after step ${step}`).toBe(counted());
+    }
   });
 });
