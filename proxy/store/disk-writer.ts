@@ -72,6 +72,11 @@ export class DiskBodyWriter implements BodyWriter {
       throw error;
     }
     this.#host.temps.delete(this.#temp);
+    if (this.#wasReleased()) {
+      // Released while closing or renaming (its reader left during the last chunk): nobody will hold this file.
+      await unlink(this.#path).catch(() => undefined);
+      throw this.#failure ?? new Error('released before finishing');
+    }
     this.#host.hold(this.#id);
     this.#state = 'finished';
     return { kind: 'file', path: this.#path, length: this.#length, crc: this.#crc, owner: this.#host.owner };
@@ -85,6 +90,10 @@ export class DiskBodyWriter implements BodyWriter {
       this.#failure ??= new Error('released before finishing');
       void this.#discardTemp();
     }
+  }
+
+  #wasReleased(): boolean {
+    return this.#state === 'released';
   }
 
   async #discardTemp(): Promise<void> {

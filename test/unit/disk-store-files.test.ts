@@ -177,6 +177,26 @@ describe('disk tier files', () => {
     await taken.close();
   });
 
+  it('leaves no body file behind when a writer is released while it finishes (its reader left during the last chunk)', async () => {
+    for (let turns = 0; turns < 30; turns++) {
+      const dir = join(root, String(dirs++));
+      const store = openDisk(dir);
+      await store.ready;
+      const writer = store.createBodyWriter()!;
+      await writer.write(Buffer.from('body bytes'));
+      const finishing = writer.finish().then(
+        () => 'finished',
+        () => 'refused',
+      );
+      for (let i = 0; i < turns; i++) await new Promise((resolve) => setImmediate(resolve));
+      writer.release();
+      await finishing;
+      await store.close();
+      const bodies = readdirSync(dir, { recursive: true }).filter((name) => String(name).endsWith('.body'));
+      expect(bodies, `released after ${turns} turns`).toEqual([]);
+    }
+  });
+
   describe('the directory lock in containers, where every replica may be pid 1', () => {
     async function refusal(dir: string): Promise<string | undefined> {
       const errors: unknown[] = [];
