@@ -113,7 +113,8 @@ export class DiskStore implements StreamingStore, BodyOwner {
   readonly #fresh = new Set<string>();
   readonly #io = new Set<Promise<unknown>>();
   readonly #doomed = new Map<string, NodeJS.Timeout>();
-  #writes = 0;
+  /** Writes in flight per key: a delete leaves a tombstone only for a key being written (or during boot). */
+  readonly #writing = new Map<string, number>();
   #booting = true;
   #lastStamp = 0;
   #unusable: Error | undefined;
@@ -202,7 +203,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
     if (this.#unusable !== undefined) throw this.#unusable;
     if (this.#closed) throw new Error('disk store is closed');
     const started = this.#stamp();
-    this.#writes++;
+    this.#writing.set(entry.key, (this.#writing.get(entry.key) ?? 0) + 1);
     let held: string | undefined;
     try {
       await this.#claimed;
@@ -230,14 +231,18 @@ export class DiskStore implements StreamingStore, BodyOwner {
       return indexed;
     } finally {
       if (held !== undefined) this.release(held);
-      this.#writes--;
-      this.#forgetDeletes();
+      const writing = (this.#writing.get(entry.key) ?? 1) - 1;
+      if (writing > 0) this.#writing.set(entry.key, writing);
+      else {
+        this.#writing.delete(entry.key);
+        if (!this.#booting) this.#deleted.delete(entry.key);
+      }
     }
   }
 
   delete(key: string): number {
     const record = this.#keys.get(key);
-    if (this.#writes > 0 || this.#booting) this.#deleted.set(key, this.#stamp());
+    if (this.#booting || this.#writing.has(key)) this.#deleted.set(key, this.#stamp());
     if (record === undefined) return 0;
     this.#keep(key, record, () => false, 'delete');
     return record.stored.length;
@@ -472,8 +477,15 @@ export class DiskStore implements StreamingStore, BodyOwner {
     return this.#lastStamp;
   }
 
+  /** Deletes remembered against writes in flight (diagnostics: it stays small, whatever the delete rate). */
+  get tombstones(): number {
+    return this.#deleted.size;
+  }
+
+  /** After boot, tombstones are kept only for keys still being written. */
   #forgetDeletes(): void {
-    if (this.#writes === 0 && !this.#booting) this.#deleted.clear();
+    if (this.#booting) return;
+    for (const key of this.#deleted.keys()) if (!this.#writing.has(key)) this.#deleted.delete(key);
   }
 
   #bootDone(): void {

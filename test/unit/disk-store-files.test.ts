@@ -197,6 +197,22 @@ describe('disk tier files', () => {
     }
   });
 
+  it('remembers a delete only against a write of the same key in flight, so busy stores do not pile up tombstones', async () => {
+    const dir = join(root, String(dirs++));
+    const store = openDisk(dir);
+    await store.ready;
+    const writes = [store.set(testEntry('being-written', { bodyBytes: 50_000 })), store.set(testEntry('also-written', { bodyBytes: 50_000 }))];
+    for (let i = 0; i < 1_000; i++) store.delete(`unrelated-${i}`);
+    store.delete('being-written');
+    expect(store.tombstones).toBe(1);
+    await Promise.all(writes);
+    expect(store.tombstones).toBe(0);
+    // The delete made while it was being written still wins.
+    expect(store.get('being-written')).toBeUndefined();
+    expect(store.get('also-written')).toHaveLength(1);
+    await store.close();
+  });
+
   describe('the directory lock in containers, where every replica may be pid 1', () => {
     async function refusal(dir: string): Promise<string | undefined> {
       const errors: unknown[] = [];
