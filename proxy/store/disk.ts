@@ -364,8 +364,10 @@ export class DiskStore implements StreamingStore, BodyOwner {
     const previous = this.#keys.get(key)?.stored ?? [];
     const others = previous.filter((old) => old.entry.variant !== stored.entry.variant);
     const replaced = previous.filter((old) => old.entry.variant === stored.entry.variant);
-    const kept = [stored, ...others].slice(0, this.#options.maxVariants);
-    const dropped = others.slice(this.#options.maxVariants - 1);
+    let kept = [stored, ...others].slice(0, this.#options.maxVariants);
+    // Older variants that would take this key alone past the tier's bound go too (eviction spares the key just written).
+    while (kept.length > 1 && kept.reduce((sum, item) => sum + item.entry.size, 0) > this.#options.maxSize) kept = kept.slice(0, -1);
+    const dropped = others.slice(kept.length - 1);
     this.#keys.delete(key);
     this.#keys.set(key, recordOf(kept, ++this.#moves));
     this.#ref(stored.bodyId);

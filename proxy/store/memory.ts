@@ -56,9 +56,11 @@ export class MemoryStore implements Store {
     const previous = this.#lru.peek(entry.key) ?? [];
     const others = previous.filter((stored) => stored.variant !== entry.variant);
     const replaced = previous.filter((stored) => stored.variant === entry.variant);
-    // Newest first; beyond the cap the oldest variants go, so a Vary explosion cannot grow a key without bound.
-    const kept = [entry, ...others].slice(0, this.#options.maxVariants);
-    const dropped = others.slice(this.#options.maxVariants - 1);
+    // Newest first; beyond the cap the oldest variants go, so a Vary explosion cannot grow a key without bound,
+    // and so do old variants that would take the key past the whole tier (which would make the LRU refuse it whole).
+    let kept = [entry, ...others].slice(0, this.#options.maxVariants);
+    while (kept.length > 1 && sumSizes(kept) > this.#options.maxSize) kept = kept.slice(0, -1);
+    const dropped = others.slice(kept.length - 1);
     this.#put(entry.key, previous, kept);
     for (const old of replaced) this.#options.listener?.onRemove?.(old, 'replace');
     for (const old of dropped) this.#options.listener?.onRemove?.(old, 'evict');

@@ -69,6 +69,17 @@ export function storeContract(name: string, makeStore: (options: StoreFactoryOpt
       expect(removed).toEqual([{ key: 'k', variant: '1', reason: 'evict' }]);
     });
 
+    it('drops a key’s oldest variants, not the newest, when together they would pass the whole bound', async () => {
+      const entryBytes = 10_000;
+      const { store, removed } = await setup({ maxSize: 2 * (entryBytes + ENTRY_OVERHEAD_BYTES) + 100 });
+      for (const v of ['a', 'b', 'c']) await store.set(testEntry('k', { variant: v, vary: ['x'], bodyBytes: entryBytes }));
+      expect((await store.get('k'))!.map((e) => e.variant).sort()).toEqual(['b', 'c']);
+      expect(removed).toEqual([{ key: 'k', variant: 'a', reason: 'evict' }]);
+      const stats = store.stats();
+      expect(stats.bytes).toBeLessThanOrEqual(stats.maxBytes);
+      expect(stats.entries).toBe(2);
+    });
+
     it('deletes every variant of a key and says how many', async () => {
       const { store, removed } = await setup();
       await store.set(testEntry('k', { variant: '1', vary: ['x'] }));
