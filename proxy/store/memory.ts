@@ -102,11 +102,23 @@ export class MemoryStore implements Store {
     yield* this.#lru.keys();
   }
 
-  sweep(now: number): number {
+  /**
+   * Removes expired entries among the `budget` least recently used keys.
+   * Bounded, so a periodic sweep of a tier holding hundreds of thousands of
+   * keys never holds the event loop for long: a key used more recently is
+   * judged when it is next read, and its memory is taken back by eviction.
+   */
+  sweep(now: number, budget = SWEEP_BUDGET): number {
     let removed = 0;
-    for (const [key, variants] of [...this.#lru.entries()]) {
-      const before = variants.length;
-      removed += before - this.#replaceVariants(key, variants, (entry) => entry.deleteAt > now, 'expire').length;
+    const oldest: string[] = [];
+    for (const key of this.#lru.rkeys()) {
+      if (oldest.length >= budget) break;
+      oldest.push(key);
+    }
+    for (const key of oldest) {
+      const variants = this.#lru.peek(key);
+      if (variants === undefined) continue;
+      removed += variants.length - this.#replaceVariants(key, variants, (entry) => entry.deleteAt > now, 'expire').length;
     }
     return removed;
   }
@@ -175,6 +187,9 @@ export function ownBuffer(body: Buffer): Buffer {
   body.copy(own);
   return own;
 }
+
+/** Keys a sweep looks at: a few milliseconds of work. */
+const SWEEP_BUDGET = 20_000;
 
 function allLive(variants: readonly Entry[], now: number): boolean {
   for (const entry of variants) if (entry.deleteAt <= now) return false;

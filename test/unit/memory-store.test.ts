@@ -73,4 +73,17 @@ describe('memory tier body ownership', () => {
       expect(memory.stats().entries, `after step ${step}`).toBe(counted());
     }
   });
+
+  it('sweeps a bounded number of the least recently used keys at a time', () => {
+    let now = 1_000_000;
+    const memory = new MemoryStore({ maxSize: 64 * 1024 * 1024, maxVariants: 4, clock: () => now });
+    for (let i = 0; i < 100; i++) memory.set(testEntry(`k${i}`, { bodyBytes: 10, deleteAt: now + 1_000 }));
+    now += 2_000;
+    // k0 is the least recently used; a budget of 30 judges k0..k29 and leaves the rest to their next read or to eviction.
+    expect(memory.sweep(now, 30)).toBe(30);
+    expect(memory.peek('k29')).toBeUndefined();
+    expect(memory.peek('k30')).toBeDefined();
+    expect(memory.sweep(now)).toBe(70);
+    expect(memory.stats().entries).toBe(0);
+  });
 });
