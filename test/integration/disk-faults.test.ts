@@ -93,6 +93,41 @@ function directories(dir: string): string[] {
   return [dir, ...readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).flatMap((e) => directories(join(dir, e.name)))];
 }
 
+/**
+ * How to make a directory read-only under a running process. Preferred: a
+ * read-only bind mount over it (writes fail with EROFS, as on a read-only
+ * volume), where this machine lets root mount. Otherwise the process runs as
+ * an unprivileged user and the directories lose their write bits (as root,
+ * modes do not stop writes); that needs the node binary and the project
+ * readable by that user.
+ */
+type ReadOnlyWay = { kind: 'bind-mount' } | { kind: 'unprivileged' };
+
+function readOnlyWay(): ReadOnlyWay {
+  const probe = tempDir('lacquer-ro-probe-');
+  const mounted = spawnSync('mount', ['--bind', probe, probe]).status === 0;
+  if (mounted) {
+    const readOnly = spawnSync('mount', ['-o', 'remount,bind,ro', probe]).status === 0;
+    spawnSync('umount', ['-l', probe]);
+    if (readOnly) return { kind: 'bind-mount' };
+  }
+  return { kind: 'unprivileged' };
+}
+
+/** Makes `dir` read-only for the running process; answers how to undo it. */
+function makeReadOnly(way: ReadOnlyWay, dir: string): () => void {
+  if (way.kind === 'bind-mount') {
+    for (const args of [['--bind', dir, dir], ['-o', 'remount,bind,ro', dir]]) {
+      const result = spawnSync('mount', args, { encoding: 'utf8' });
+      if (result.status !== 0) throw new Error(`mount ${args.join(' ')} failed: ${result.stderr}`);
+    }
+    return () => void spawnSync('umount', ['-l', dir]);
+  }
+  const writable = directories(dir);
+  for (const each of writable) chmodSync(each, 0o555);
+  return () => writable.forEach((each) => chmodSync(each, 0o755));
+}
+
 /** Memory holds bodies up to 32 KiB; larger ones live on disk only, written while they stream. */
 const SMALL_MEMORY = 'log:\n  level: info\ncache:\n  memory:\n    maxObjectSize: 32KiB\n';
 
@@ -101,15 +136,14 @@ describe('the cache directory at run time', () => {
     const sizeOf = (path: string) => (path.startsWith('/big') ? 200 * KiB : 8 * KiB);
     const o = await origin(sizeOf);
     const dir = join(root, `read-only-${dirs++}`);
-    // As root, file modes do not stop writes; an unprivileged user meets them as any deployment would.
-    const lacquer = await start(dir, o.url, SMALL_MEMORY, { uid: NOBODY, gid: NOBODY });
+    const way = readOnlyWay();
+    const lacquer = await start(dir, o.url, SMALL_MEMORY, way.kind === 'unprivileged' ? { uid: NOBODY, gid: NOBODY } : {});
     // The disk write finishes after the answer; the entry becomes a hit once it has.
     for (const path of ['/a', '/big-a']) await expect.poll(async () => (await get(lacquer.url + path)).cacheStatus, { timeout: 10_000 }).toMatch(/; hit(;|$)/);
     const errorsBefore = await writeErrors(lacquer.adminUrl);
 
-    const writable = directories(dir);
-    for (const each of writable) chmodSync(each, 0o555);
-    cleanups.push(() => writable.forEach((each) => chmodSync(each, 0o755)));
+    let undo: (() => void) | undefined = makeReadOnly(way, dir);
+    cleanups.push(() => undo?.());
     for (const path of ['/c', '/c', '/big-c', '/big-c']) {
       const answer = await get(lacquer.url + path);
       expect(answer.status).toBe(200);
@@ -125,7 +159,8 @@ describe('the cache directory at run time', () => {
       expect(kept.body.equals(bodyFor(path, sizeOf(path)))).toBe(true);
     }
 
-    for (const each of writable) chmodSync(each, 0o755);
+    undo();
+    undo = undefined;
     await expect.poll(async () => (await get(`${lacquer.url}/d`)).cacheStatus, { timeout: 10_000 }).toMatch(/; hit(;|$)/);
     const stored = await get(`${lacquer.url}/d`);
     expect(stored.body.equals(bodyFor('/d', sizeOf('/d')))).toBe(true);
