@@ -7,6 +7,7 @@ import { startLacquerProcess, type LacquerProcess, type ProcessOptions } from '.
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { scrape, seriesKey } from '../helpers/prometheus.js';
 import { tempDir } from '../helpers/tempdir.js';
+import { bodyFor, sendInPieces } from '../helpers/bodies.js';
 
 /**
  * The cache directory failing under a running `lacquer` process: made
@@ -35,30 +36,13 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0)) cleanup();
 });
 
-/** A body whose bytes depend on the path and the offset: a truncated or mixed-up body cannot pass for it. */
-function bodyFor(path: string, length: number): Buffer {
-  const body = Buffer.allocUnsafe(length);
-  let seed = 0;
-  for (const char of path) seed = (seed * 31 + char.charCodeAt(0)) >>> 0;
-  for (let i = 0; i < length; i++) body[i] = (seed + i * 7 + (i >> 8)) & 0xff;
-  return body;
-}
 
 /** An origin serving bodyFor(path, sizeOf(path)), cacheable for 10 minutes, written in pieces. */
 async function origin(sizeOf: (path: string) => number): Promise<TestOrigin> {
   const started = await startOrigin((request, response) => {
     const body = bodyFor(request.url, sizeOf(request.url));
     response.writeHead(200, { 'cache-control': 'max-age=600' });
-    let offset = 0;
-    const more = () => {
-      while (offset < body.length) {
-        const piece = body.subarray(offset, offset + 16 * KiB);
-        offset += piece.length;
-        if (!response.write(piece)) return void response.once('drain', more);
-      }
-      response.end();
-    };
-    more();
+    sendInPieces(response, body);
   });
   origins.push(started);
   return started;

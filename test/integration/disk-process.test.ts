@@ -6,6 +6,7 @@ import { crc32 } from 'node:zlib';
 import { startLacquerProcess, type LacquerProcess } from '../helpers/child.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { tempDir } from '../helpers/tempdir.js';
+import { bodyFor, sendInPieces } from '../helpers/bodies.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -18,14 +19,6 @@ afterEach(async () => {
   for (const origin of origins.splice(0)) await origin.close();
 });
 
-/** A body whose bytes depend on the path and the offset: a truncated or mixed-up body cannot pass for it. */
-function bodyFor(path: string, length: number): Buffer {
-  const body = Buffer.allocUnsafe(length);
-  let seed = 0;
-  for (const char of path) seed = (seed * 31 + char.charCodeAt(0)) >>> 0;
-  for (let i = 0; i < length; i++) body[i] = (seed + i * 7 + (i >> 8)) & 0xff;
-  return body;
-}
 
 async function get(url: string, headers: Record<string, string> = {}) {
   const response = await undiciRequest(url, { headers: { host: 'cache.test', ...headers } });
@@ -93,16 +86,7 @@ describe('the disk tier across process restarts', () => {
       const body = bodyFor(request.url, sizeOf(request.url));
       response.writeHead(200, { 'cache-control': 'max-age=600' });
       // Written in pieces, so the proxy is often in the middle of a body when it is killed.
-      let offset = 0;
-      const more = () => {
-        while (offset < body.length) {
-          const piece = body.subarray(offset, offset + 16 * KiB);
-          offset += piece.length;
-          if (!response.write(piece)) return void response.once('drain', more);
-        }
-        response.end();
-      };
-      more();
+      sendInPieces(response, body);
     });
     origins.push(origin);
     const dir = join(root, `kill-${dirs++}`);

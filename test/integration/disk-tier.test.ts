@@ -7,6 +7,7 @@ import type { TieredStore } from '../../proxy/store/tiered.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { tempDir } from '../helpers/tempdir.js';
+import { bodyFor } from '../helpers/bodies.js';
 
 const KiB = 1024;
 const root = tempDir('lacquer-disk-it-');
@@ -16,14 +17,6 @@ afterEach(async () => {
   for (const item of open.splice(0).reverse()) await item.close();
 });
 
-/** A body whose every byte depends on the path and the offset, so a truncated or mixed-up body cannot pass. */
-function bodyFor(path: string, length: number): Buffer {
-  const body = Buffer.allocUnsafe(length);
-  let seed = 0;
-  for (const char of path) seed = (seed * 31 + char.charCodeAt(0)) >>> 0;
-  for (let i = 0; i < length; i++) body[i] = (seed + i * 7 + (i >> 8)) & 0xff;
-  return body;
-}
 
 async function origin(headers: Record<string, string> = {}, lengths: Record<string, number> = {}): Promise<TestOrigin> {
   const started = await startOrigin((request, response) => {
