@@ -221,7 +221,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
       // Another worker's copy of this variant, adopted while this one was being written, may be the later one:
       // every index keeps the same copy of a variant (the order of #adopt), so this one then gives way.
       const peer = this.#keys.get(entry.key)?.stored.find((stored) => stored.entry.variant === entry.variant);
-      if (peer !== undefined && (peer.written > written || (peer.written === written && peer.metaId < metaId))) {
+      if (peer !== undefined && laterCopy(peer, { written, metaId })) {
         this.#unlink(pathOf(this.#options.dir, metaId, 'meta'));
         return peer.entry;
       }
@@ -520,10 +520,20 @@ export class DiskStore implements StreamingStore, BodyOwner {
     const current = this.#keys.get(meta.key)?.stored.find((stored) => stored.entry.variant === meta.variant);
     if (current?.metaId === metaId) return 'known';
     if ((this.#deleted.get(meta.key) ?? 0) > written || this.#removedByPeers.has(metaId)) return 'superseded';
-    if (current !== undefined && (current.written > written || (current.written === written && current.metaId > metaId))) return 'superseded';
+    if (current !== undefined && laterCopy(current, { written, metaId })) return 'superseded';
     this.#add({ entry: this.#indexedEntry(meta, body), metaId, bodyId: body.id, written });
     return 'indexed';
   }
+}
+
+/**
+ * Which of two copies of one variant every worker keeps: the one written
+ * later, and of two written in the same microsecond the one with the larger
+ * id. One rule, used when a copy is adopted and when a local write lands, so
+ * every index settles on the same copy whatever order they hear of them in.
+ */
+function laterCopy(a: { readonly written: number; readonly metaId: string }, b: { readonly written: number; readonly metaId: string }): boolean {
+  return a.written > b.written || (a.written === b.written && a.metaId > b.metaId);
 }
 
 function recordOf(stored: readonly Stored[], moved: number): KeyRecord {
