@@ -34,8 +34,12 @@ export class PurgeOutbox {
     return this.#items[0];
   }
 
-  /** Removes the oldest purge, once it is published. */
-  shift(): void {
-    this.#items.shift();
+  /**
+   * Removes `published` from the head, once it is published. If the queue
+   * folded while it was being published, the head is now the purge of
+   * everything standing for the whole queue, and it stays.
+   */
+  shiftIf(published: RelayedPurge): void {
+    if (this.#items[0] === published) this.#items.shift();
   }
 }

@@ -147,7 +147,7 @@ export class PurgeStream implements PurgeRelay {
     clearTimeout(this.#flushTimer);
     for (const done of this.#caughtUpWaiters) done();
     // Unreferenced waits: they bound the close, never keep the process alive after it.
-    if (this.#outbox.size > 0 && this.#options.client.isReady) await Promise.race([this.#flush(true), sleep(flushTimeoutMs, undefined, { ref: false })]);
+    if (this.#outbox.size > 0 && this.#options.client.isReady) await Promise.race([this.#flushAll(), sleep(flushTimeoutMs, undefined, { ref: false })]);
     if (this.#outbox.size > 0) this.#options.log.warn({ queued: this.#outbox.size }, 'redis: purges not published before shutdown; other instances will not see them');
     // destroy() ends the blocked XREAD at once; the loop sees #closed and returns.
     for (const client of [this.#options.reader, this.#options.client]) if (client.isOpen) client.destroy();
@@ -196,11 +196,18 @@ export class PurgeStream implements PurgeRelay {
     return this.#flushing;
   }
 
+  /** At close: a flush already running stops after its current publish (#closed), so the rest is published after it. */
+  async #flushAll(): Promise<void> {
+    await this.#flushing;
+    await this.#flush(true);
+  }
+
   async #drain(closing: boolean): Promise<void> {
     while (this.#outbox.size > 0 && (closing || !this.#closed) && this.#options.client.isReady) {
       try {
-        await this.#publish(this.#outbox.peek()!);
-        this.#outbox.shift();
+        const head = this.#outbox.peek()!;
+        await this.#publish(head);
+        this.#outbox.shiftIf(head);
       } catch (error) {
         this.#failed('publish', error);
         return;

@@ -44,7 +44,7 @@ describe('the outbox', () => {
     const outbox = new PurgeOutbox(3);
     for (const tag of ['a', 'b', 'c']) expect(outbox.push(tagPurge(tag))).toBe('queued');
     expect(outbox.peek()).toEqual(tagPurge('a'));
-    outbox.shift();
+    outbox.shiftIf(outbox.peek()!);
     expect(outbox.peek()).toEqual(tagPurge('b'));
     expect(outbox.size).toBe(2);
   });
@@ -57,6 +57,18 @@ describe('the outbox', () => {
     expect(outbox.size).toBe(1);
     expect(outbox.peek()).toBe(PURGE_EVERYTHING);
     expect(PURGE_EVERYTHING.spec).toMatchObject({ all: true, mode: 'hard' });
+  });
+
+  it('keeps the purge of everything when the queue folded while its head was being published', () => {
+    const outbox = new PurgeOutbox(2);
+    outbox.push(tagPurge('a'));
+    outbox.push(tagPurge('b'));
+    const publishing = outbox.peek()!;
+    // While 'a' is on its way to Redis, a purge arrives and the full queue folds.
+    expect(outbox.push(tagPurge('c'))).toBe('folded');
+    outbox.shiftIf(publishing);
+    expect(outbox.peek()).toBe(PURGE_EVERYTHING);
+    expect(outbox.size).toBe(1);
   });
 });
 
