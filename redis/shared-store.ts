@@ -137,7 +137,8 @@ export class SharedBackedStore implements Store {
 
   async #read(key: string): Promise<readonly Entry[] | undefined> {
     const found = await this.#lookup(key);
-    if (found !== undefined || !(this.#options.lockTtlMs! > 0) || this.#noWait.has(key)) return found;
+    // Holding the key's lock means this instance is filling it (or may): its own requests coalesce in the flow, they never wait on it.
+    if (found !== undefined || !(this.#options.lockTtlMs! > 0) || this.#noWait.has(key) || this.#held.has(key)) return found;
     return this.#fillOrWait(key);
   }
 
@@ -153,7 +154,8 @@ export class SharedBackedStore implements Store {
     const { shared, lockTtlMs = 0, lockPollMs = 10 } = this.#options;
     const token = randomUUID();
     try {
-      if (await shared.lock(key, token, lockTtlMs)) {
+      // Each Redis call is bounded: a Redis that stopped answering must not hold requests (its clients have no command timeout).
+      if (await this.#bounded(shared.lock(key, token, lockTtlMs), 'shared tier lock')) {
         this.#held.set(key, token);
         // A fill that never stores leaves the lock to lapse; forget it here by then.
         setTimeout(() => this.#held.get(key) === token && this.#held.delete(key), lockTtlMs).unref();
@@ -164,7 +166,7 @@ export class SharedBackedStore implements Store {
         await sleep(lockPollMs);
         const found = await this.#lookup(key);
         if (found !== undefined) return found;
-        if (!(await shared.locked(key))) break;
+        if (!(await this.#bounded(shared.locked(key), 'shared tier lock check'))) break;
       }
     } catch (error) {
       this.#options.onError(error, 'shared lock');
@@ -173,24 +175,30 @@ export class SharedBackedStore implements Store {
     return this.#lookup(key);
   }
 
+  /** A Redis call that fails once it takes longer than the shared tier's timeout. */
+  async #bounded<T>(call: Promise<T>, what: string): Promise<T> {
+    call.catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        call,
+        new Promise<never>((_resolve, reject) => {
+          timer = setTimeout(() => reject(new Error(`${what} took more than ${this.#options.timeoutMs} ms`)), this.#options.timeoutMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async #lookup(key: string): Promise<readonly Entry[] | undefined> {
     const stamp = this.#stamps?.stamp();
     let entries: Entry[];
-    let timer: NodeJS.Timeout | undefined;
     try {
-      const read = this.#options.shared.read(key);
-      read.catch(() => undefined);
-      entries = await Promise.race([
-        read,
-        new Promise<never>((_resolve, reject) => {
-          timer = setTimeout(() => reject(new Error(`shared tier lookup took more than ${this.#options.timeoutMs} ms`)), this.#options.timeoutMs);
-        }),
-      ]);
+      entries = await this.#bounded(this.#options.shared.read(key), 'shared tier lookup');
     } catch (error) {
       this.#options.onError(error, 'shared read');
       return undefined;
-    } finally {
-      clearTimeout(timer);
     }
     const now = this.#options.clock();
     const stamps = this.#stamps;

@@ -234,4 +234,47 @@ describe('the shared tier', () => {
     expect((await get(a, '/news/4')).headers['cache-status']).toMatch(/hit/);
     expect(origin.hits()).toBe(fetched + 1);
   });
+
+  it('with lockTtl, a Redis that stops answering turns the lock into a miss after redis.shared.timeout, never a hang', async () => {
+    const redis = await redisServer();
+    const config = configFor(redis, 'a');
+    config.redis.shared.timeout = 200;
+    config.redis.shared.lockTtl = 10_000;
+    const a = await start(config);
+    redis.pause();
+    try {
+      const answer = await Promise.race([get(a, '/news/hang').then((r) => r.status), new Promise((resolve) => setTimeout(() => resolve('still waiting after 5 s'), 5_000))]);
+      expect(answer).toBe(200);
+    } finally {
+      redis.resume();
+    }
+  }, 20_000);
+
+  it('with lockTtl, the instance holding a key’s lock never waits on it: not after a soft purge, not for a second local request', async () => {
+    const redis = await redisServer();
+    const slow = await startOrigin(async (_request, response) => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      response.writeHead(200, { 'cache-control': 'no-store' });
+      response.end('not storable');
+    });
+    try {
+      const config = configFor(redis, 'a');
+      config.origin.url = slow.url;
+      config.redis.shared.lockTtl = 10_000;
+      const a = await start(config);
+      // A soft purge looks the key up (taking its lock); the requests after it must not wait for the lock to lapse.
+      expect((await purge(a, { urls: ['http://shop.example/cold'], soft: true })).status).toBe(200);
+      const started = Date.now();
+      const first = get(a, '/cold');
+      while (slow.hits() < 1) await new Promise((resolve) => setTimeout(resolve, 5));
+      // A second request while the first fill (which will not be storable) is under way.
+      const second = get(a, '/cold');
+      expect((await first).status).toBe(200);
+      expect((await second).status).toBe(200);
+      // Two origin trips of 300 ms, far from the 10 s a wait on the lock would take.
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      await slow.close();
+    }
+  }, 30_000);
 });
