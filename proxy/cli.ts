@@ -34,6 +34,9 @@ async function run(): Promise<void> {
   const role = roleOf(loaded.config);
   if (role !== 'single') return runClustered(role, loaded.config, loaded.file, () => loadConfig(loadOptions).config);
 
+  // Until handleSignals is in place (start may wait for the disk index and Redis), SIGHUP must not end the process.
+  const ignoreWhileStarting = (): void => undefined;
+  process.on('SIGHUP', ignoreWhileStarting);
   let running: RunningLacquer;
   try {
     running = await startLacquer(loaded.config);
@@ -44,6 +47,7 @@ async function run(): Promise<void> {
 
   if (loaded.config.log.level !== 'silent') printBanner(running, loaded.file);
 
+  process.off('SIGHUP', ignoreWhileStarting);
   handleSignals(running, {
     loadConfig: () => loadConfig(loadOptions).config,
     log: (line) => process.stderr.write(`${line}\n`),

@@ -23,5 +23,5 @@ export function roleOf(config: Config): Role {
  */
 export function runClustered(role: Exclude<Role, 'single'>, config: Config, file: string | null, reloadConfig: () => Config): Promise<void> {
   if (role === 'worker') return runWorker(config, reloadConfig);
-  return runPrimary({ config, file, workers: workerCount(config.workers, availableParallelism()) });
+  return runPrimary({ config, file, workers: workerCount(config.workers, availableParallelism()), reloadConfig });
 }

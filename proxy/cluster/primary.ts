@@ -20,6 +20,8 @@ export interface PrimaryOptions {
   readonly backoff?: BackoffOptions;
   /** Longest wait for workers to apply a relayed purge or report metrics. Default 5 s. */
   readonly gatherTimeoutMs?: number;
+  /** Reads the config again, for SIGHUP: the primary keeps the drain deadline its workers reload. */
+  readonly reloadConfig?: () => Config;
 }
 
 interface Slot {
@@ -39,12 +41,14 @@ interface Slot {
  * workers that share the listening sockets (node:cluster), restarts one that
  * dies (backoff.ts), relays purges, disk tier changes and metrics scrapes
  * between them, and on SIGTERM or SIGINT has every worker drain and exits
- * 0 once all have. SIGHUP is forwarded to every worker.
+ * 0 once all have. SIGHUP is forwarded to every worker that is serving
+ * (one still starting reads the config file as it starts).
  */
 export async function runPrimary(options: PrimaryOptions): Promise<void> {
   const { config } = options;
   const since = Date.now();
   const gatherTimeoutMs = options.gatherTimeoutMs ?? 5_000;
+  let drainTimeout = config.shutdown.drainTimeout;
   const say = (message: string) => {
     if (config.log.level !== 'silent') process.stderr.write(`lacquer: ${message}\n`);
   };
@@ -204,14 +208,20 @@ export async function runPrimary(options: PrimaryOptions): Promise<void> {
         exitCode = 1;
         slot.worker.process.kill('SIGKILL');
       }
-    }, config.shutdown.drainTimeout + STUCK_GRACE_MS);
+    }, drainTimeout + STUCK_GRACE_MS);
     stuck.unref();
     maybeDone();
   };
   process.on('SIGTERM', () => shutdown(0, 'SIGTERM received'));
   process.on('SIGINT', () => shutdown(0, 'SIGINT received'));
   process.on('SIGHUP', () => {
-    for (const slot of slots) slot.worker?.process.kill('SIGHUP');
+    try {
+      // The workers reload it too; the primary needs its drain deadline to know when a worker is stuck.
+      if (options.reloadConfig !== undefined) drainTimeout = options.reloadConfig().shutdown.drainTimeout;
+    } catch {
+      // A config that does not validate: each worker logs why and keeps its own; the primary keeps its deadline.
+    }
+    for (const slot of slots) if (slot.up) slot.worker?.process.kill('SIGHUP');
   });
 
   const banner = (first: Extract<WorkerMessage, { lq: 'up' }>) => {

@@ -13,6 +13,10 @@ import { WORKER_ENV, WORKER_HEADER_ENV } from './messages.js';
  * primary dies, Node's cluster ends the worker at once.
  */
 export async function runWorker(config: Config, reloadConfig: () => Config, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  // Until the handlers below are in place (start may wait for the disk index and Redis), a SIGHUP must not end the
+  // worker as it would by default: the config it is starting with was read just now.
+  const ignoreWhileStarting = (): void => undefined;
+  process.on('SIGHUP', ignoreWhileStarting);
   const slot = Number(env[WORKER_ENV.slot] ?? 0);
   const since = Number(env[WORKER_ENV.since] ?? Date.now());
   const say = (message: string) => process.stderr.write(`lacquer worker ${slot}: ${message}\n`);
@@ -36,6 +40,7 @@ export async function runWorker(config: Config, reloadConfig: () => Config, env:
   }
   link.up({ proxyUrl: running.proxyUrl, adminUrl: running.adminUrl, originUrl: running.originUrl, exampleOrigin: running.exampleOrigin });
 
+  process.off('SIGHUP', ignoreWhileStarting);
   handleSignals(running, {
     loadConfig: reloadConfig,
     log: (line) => say(line.replace(/^lacquer: /, '')),
