@@ -22,6 +22,7 @@ export interface WorkerMetricsReport {
   readonly metrics: MetricsJson;
 }
 
+const CUMULATIVE = new Set(['counter', 'histogram']);
 const HIT_RATIO = `${PREFIX}cache_hit_ratio`;
 const HITS = `${PREFIX}cache_hits_total`;
 const CACHEABLE = `${PREFIX}cacheable_requests_total`;
@@ -34,8 +35,22 @@ const PER_WORKER: readonly (readonly [string, string, string])[] = [
   [`${PREFIX}process_resident_memory_bytes`, `${PREFIX}worker_resident_memory_bytes`, "Each worker's resident memory."],
 ];
 
-/** The combined registry; `extra` holds series of the primary's own (workers alive, restarts). */
-export async function aggregateWorkers(reports: readonly WorkerMetricsReport[], extra: MetricsJson = []): Promise<Registry> {
+/**
+ * The counters and histograms of workers that have exited, summed: added to
+ * every later scrape, so a total never goes down when a worker is replaced
+ * (Prometheus would read the drop as a counter reset).
+ */
+export async function retire(retired: MetricsJson, last: MetricsJson): Promise<MetricsJson> {
+  // prom-client's JSON names the type as a string ('counter'), whatever its typings say.
+  const cumulative = last.filter((metric) => CUMULATIVE.has(String(metric.type)));
+  return AggregatorRegistry.aggregate([retired, cumulative]).getMetricsAsJSON();
+}
+
+/**
+ * The combined registry; `extra` holds series of the primary's own (workers
+ * alive, restarts); `retired`, what exited workers counted (see retire()).
+ */
+export async function aggregateWorkers(reports: readonly WorkerMetricsReport[], extra: MetricsJson = [], retired: MetricsJson = []): Promise<Registry> {
   const ordered = [...reports].sort((a, b) => a.worker - b.worker);
   const derived = new Registry();
   const perWorker = new Gauge({
@@ -50,8 +65,8 @@ export async function aggregateWorkers(reports: readonly WorkerMetricsReport[], 
     registers: [derived],
   });
   const copies = PER_WORKER.map(([source, name, help]) => ({ source, gauge: new Gauge({ name, help, labelNames: ['worker'] as const, registers: [derived] }) }));
-  let hits = 0;
-  let cacheable = 0;
+  let hits = total(retired, HITS);
+  let cacheable = total(retired, CACHEABLE);
   const lists = ordered.map((report, index) => {
     const workerHits = total(report.metrics, HITS);
     const workerCacheable = total(report.metrics, CACHEABLE);
@@ -67,7 +82,7 @@ export async function aggregateWorkers(reports: readonly WorkerMetricsReport[], 
       .map((metric) => (index > 0 && SHARED_TIER_GAUGES.has(metric.name) ? { ...metric, values: metric.values.filter((value) => value.labels['tier'] !== SHARED_TIER) } : metric));
   });
   overall.set(cacheable === 0 ? 0 : hits / cacheable);
-  return AggregatorRegistry.aggregate([...lists, await derived.getMetricsAsJSON(), extra]);
+  return AggregatorRegistry.aggregate([...lists, await derived.getMetricsAsJSON(), extra, retired]);
 }
 
 function total(metrics: MetricsJson, name: string): number {

@@ -2,7 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { resolve } from 'node:path';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Config } from '../../config/types.js';
-import { aggregateWorkers, type MetricsJson } from '../../metrics/cluster-aggregate.js';
+import { aggregateWorkers, retire, type MetricsJson } from '../../metrics/cluster-aggregate.js';
 import { PREFIX } from '../../metrics/registry.js';
 import { claimDirectory, unlockDirectory } from '../store/disk-scan.js';
 import { restartDelay, type BackoffOptions } from './backoff.js';
@@ -145,20 +145,29 @@ export async function runPrimary(options: PrimaryOptions): Promise<void> {
     }
   };
 
+  // Counters must never go down: a worker that misses a scrape is counted with its last report, and
+  // what an exited worker counted stays in the totals (folded into `retired`).
+  const lastReports = new Map<number, MetricsJson>();
+  let retired: Promise<MetricsJson> = Promise.resolve([]);
   const scrape = async (): Promise<string> => {
     const targets = slots.filter((slot) => slot.linked && slot.worker !== undefined).map((slot) => slot.slot);
     const { answers } = await scrapes.ask(targets, gatherTimeoutMs, (target, id) => send(slots[target - 1], { lq: 'collect', id }));
     reporting.set(answers.size);
-    const combined = await aggregateWorkers(
-      [...answers].map(([worker, metrics]) => ({ worker, metrics })),
-      await registry.getMetricsAsJSON(),
-    );
+    for (const [worker, metrics] of answers) lastReports.set(worker, metrics);
+    const reports = targets.flatMap((worker) => {
+      const metrics = answers.get(worker) ?? lastReports.get(worker);
+      return metrics === undefined ? [] : [{ worker, metrics }];
+    });
+    const combined = await aggregateWorkers(reports, await registry.getMetricsAsJSON(), await retired);
     return combined.metrics();
   };
 
   const onExit = (slot: Slot, worker: Worker, code: number | null, signal: string | null) => {
     if (slot.worker === worker) slot.worker = undefined;
     slot.linked = false;
+    const last = lastReports.get(slot.slot);
+    lastReports.delete(slot.slot);
+    if (last !== undefined) retired = retired.then((sum) => retire(sum, last).catch(() => sum));
     purges.gone(slot.slot);
     scrapes.gone(slot.slot);
     countAlive();

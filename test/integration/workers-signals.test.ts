@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startLacquerProcess, type LacquerProcess } from '../helpers/child.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
@@ -74,4 +75,35 @@ describe('signals to workers', () => {
     expect(lacquer.output()).not.toContain('exited on SIGHUP');
     expect((await fetchText(`${lacquer.url}/x`)).status).toBe(200);
   }, 40_000);
+
+  it('a summed counter never goes down while a worker misses a scrape (it is counted with its last report)', async () => {
+    const origin = await startOrigin((_request, response) => {
+      response.writeHead(200, { 'cache-control': 'max-age=600' });
+      response.end('x');
+    });
+    origins.push(origin);
+    const { lacquer } = await workers(origin.url, MEMORY_ONLY);
+    /** One request on a connection of its own, so either worker may take it; undefined if the one it reached is stopped. */
+    const text = async (url: string): Promise<string | undefined> => {
+      try {
+        const answer = await request(url, { headersTimeout: 9_000, bodyTimeout: 9_000, reset: true });
+        return await answer.body.text();
+      } catch {
+        return undefined;
+      }
+    };
+    const requests = (metrics: string) => metrics.split('\n').filter((line) => line.startsWith('lacquer_requests_total')).reduce((sum, line) => sum + Number(line.split(' ').pop()), 0);
+    for (let i = 0; i < 40; i++) await text(`${lacquer.url}/p${i}`);
+    const before = requests((await text(`${lacquer.adminUrl}/metrics`))!);
+    const stopped = Number(/pids (\d+),/.exec(lacquer.output())![1]);
+    process.kill(stopped, 'SIGSTOP');
+    try {
+      let during: string | undefined;
+      for (let i = 0; i < 4 && during === undefined; i++) during = await text(`${lacquer.adminUrl}/metrics`);
+      expect(during).toContain('lacquer_workers_reporting 1');
+      expect(requests(during!)).toBeGreaterThanOrEqual(before);
+    } finally {
+      process.kill(stopped, 'SIGCONT');
+    }
+  }, 60_000);
 });

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { aggregateWorkers, type MetricsJson } from '../../metrics/cluster-aggregate.js';
+import { aggregateWorkers, retire, type MetricsJson } from '../../metrics/cluster-aggregate.js';
 import { restartDelay, workerCount } from '../../proxy/cluster/backoff.js';
 import { Gatherer } from '../../proxy/cluster/gather.js';
 
@@ -121,5 +121,17 @@ describe('metrics over several workers', () => {
     const text = await (await aggregateWorkers([{ worker: 1, metrics: await workerMetrics(0, 0, 0, 0) }], await primary.getMetricsAsJSON())).metrics();
     expect(valueOf(text, 'lacquer_workers_alive')).toBe(2);
     expect(valueOf(text, 'lacquer_cache_hit_ratio')).toBe(0);
+  });
+
+  it('keeps what exited workers counted in the totals, so no counter goes down when a worker is replaced', async () => {
+    let retired = await retire([], await workerMetrics(6, 8, 4, 7));
+    retired = await retire(retired, await workerMetrics(1, 2, 9, 7));
+    // Gauges of a worker that is gone say nothing any more; its counters still count.
+    expect(retired.map((metric) => metric.name).sort()).toEqual(['lacquer_cache_hits_total', 'lacquer_cacheable_requests_total']);
+    const text = await (await aggregateWorkers([{ worker: 1, metrics: await workerMetrics(3, 6, 5, 7) }], [], retired)).metrics();
+    expect(valueOf(text, 'lacquer_cache_hits_total')).toBe(10);
+    expect(valueOf(text, 'lacquer_cacheable_requests_total')).toBe(16);
+    expect(valueOf(text, 'lacquer_cache_hit_ratio')).toBe(10 / 16);
+    expect(valueOf(text, 'lacquer_store_entries{tier="memory"}')).toBe(5);
   });
 });
