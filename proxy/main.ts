@@ -81,6 +81,8 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
     origin,
     clock,
     logger,
+    // The fast hit path answers before Fastify's hooks, which is where a worker names its responses.
+    fastHits: options.worker?.namesResponses !== true,
     onError: (error, context) => {
       observability.onFlowError(context);
       proxy.app.log.warn({ err: error, context }, context);

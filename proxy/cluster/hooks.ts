@@ -7,6 +7,11 @@ import type { DiskSharing, DiskStore } from '../store/disk.js';
 export interface WorkerHooks {
   /** The disk tier is shared with the other workers. */
   readonly diskSharing: DiskSharing;
+  /**
+   * Responses carry this worker's name (a diagnostic header set in a Fastify
+   * hook): every request then takes the general path, which runs the hooks.
+   */
+  readonly namesResponses: boolean;
   /** Answers /metrics for every worker instead of this process alone. */
   scrape(): Promise<string>;
   /** Called once every part exists, before the listeners start. */

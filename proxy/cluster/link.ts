@@ -50,6 +50,10 @@ export class PrimaryLink implements WorkerHooks {
     this.#send({ lq: 'hello' });
   }
 
+  get namesResponses(): boolean {
+    return this.#options.nameInResponses;
+  }
+
   attach(parts: WorkerParts): void {
     this.#parts = parts;
     parts.purger.addRelay({ send: (purge) => this.#relay(purge) });

@@ -225,6 +225,19 @@ describe('workers: 2', () => {
     }
   });
 
+  it('names the worker on every answer when asked to, hits included', async () => {
+    // With a Content-Type, a hit is one the fast hit path could answer.
+    const origin = await startOrigin((_request, response) => {
+      response.writeHead(200, { 'cache-control': 'max-age=600', 'content-type': 'text/plain' });
+      response.end('cached body');
+    });
+    origins.push(origin);
+    const lacquer = await startWorkers(origin.url, MEMORY_ONLY);
+    const answers = await untilEveryWorker(lacquer.url, '/named', {}, (answer) => /; hit/.test(String(answer.headers['cache-status'])));
+    expect([...answers.keys()].sort()).toEqual([1, 2]);
+    for (const answer of answers.values()) expect(answer.pid).toBeGreaterThan(0);
+  });
+
   it('passes SIGHUP on to the workers, each of which reloads the config and keeps serving', async () => {
     const origin = await startOrigin(cacheable());
     origins.push(origin);
