@@ -182,8 +182,10 @@ describe('the disk tier across process restarts', () => {
     }
     expect(origin.hits()).toBe(1);
     const peak = peakRss(pid);
-    // Growth of the process's peak resident set over its idle peak: holding the body whole would add at least 200 MiB.
-    expect(peak - rssBefore).toBeLessThan(size / 2);
+    // Growth of the process's peak resident set over its idle peak: holding the body whole would add at least
+    // 200 MiB. Streaming it still leaves chunks for the collector to take back, which Node 24 does later than
+    // Node 20 (a peak growth of 49-71 MiB on Node 20, up to 105 MiB seen on Node 24), hence three quarters.
+    expect(peak - rssBefore).toBeLessThan(size * 0.75);
     process.stdout.write(`200 MiB fill and hit: child peak RSS ${(peak / MiB).toFixed(1)} MiB (${(rssBefore / MiB).toFixed(1)} MiB before)\n`);
   }, 120_000);
 });
