@@ -10,6 +10,8 @@ import { startProxy, type TestProxy, type TestProxyOptions } from './proxy.js';
 export interface Rig {
   /** Starts the origin with `handler` and a proxy in front of it. */
   start(handler: OriginHandler, options?: TestProxyOptions): Promise<TestProxy>;
+  /** Starts only the origin, for a proxy the test runs itself (a CLI child, say). */
+  startOriginOnly(handler: OriginHandler): Promise<TestOrigin>;
   /** Starts only a proxy, in front of an origin the test runs itself (or none at all). */
   startProxyTo(originUrl: string, options?: TestProxyOptions): Promise<TestProxy>;
   /** The origin of the running test (throws before `start`). */
@@ -48,6 +50,10 @@ export function useRig(options: RigOptions = {}): Rig {
       origin = await startOrigin(handler, shared === undefined ? {} : { clock: shared });
       proxy = await startProxy(origin.url, shared === undefined ? proxyOptions : { clock: shared, ...proxyOptions });
       return proxy;
+    },
+    async startOriginOnly(handler) {
+      origin = await startOrigin(handler);
+      return origin;
     },
     async startProxyTo(originUrl, proxyOptions = {}) {
       proxy = await startProxy(originUrl, proxyOptions);

@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { request as undiciRequest } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startOrigin, type OriginHandler, type TestOrigin } from '../helpers/origin.js';
-import { fetchText, startProxy, type TestProxy } from '../helpers/proxy.js';
+import type { OriginHandler } from '../helpers/origin.js';
+import { useRig } from '../helpers/rig.js';
+import { fetchText, type TestProxy } from '../helpers/proxy.js';
 
 /**
  * Clients that misbehave: they leave mid-request or mid-response, pipeline,
@@ -14,21 +15,8 @@ import { fetchText, startProxy, type TestProxy } from '../helpers/proxy.js';
  * else and releases what the departed client held.
  */
 
-let origin: TestOrigin | undefined;
-let proxy: TestProxy | undefined;
-
-afterEach(async () => {
-  await proxy?.close();
-  await origin?.close();
-  proxy = undefined;
-  origin = undefined;
-});
-
-async function setup(handler: OriginHandler): Promise<TestProxy> {
-  origin = await startOrigin(handler);
-  proxy = await startProxy(origin.url);
-  return proxy;
-}
+const rig = useRig();
+const setup = (handler: OriginHandler): Promise<TestProxy> => rig.start(handler);
 
 function gate(): { wait: Promise<void>; release: () => void } {
   let release!: () => void;
@@ -57,7 +45,7 @@ describe('clients that leave', () => {
       response.end('for everyone');
     });
     const leader = p.fetch('/w');
-    await until(() => origin!.hits() === 1);
+    await until(() => rig.origin.hits() === 1);
     const controller = new AbortController();
     const quitter = undiciRequest(`${p.url}/w`, { signal: controller.signal }).catch((error: unknown) => error);
     const stayers = Array.from({ length: 5 }, () => p.fetch('/w'));
@@ -67,7 +55,7 @@ describe('clients that leave', () => {
     g.release();
     expect((await leader).body).toBe('for everyone');
     for (const stayer of await Promise.all(stayers)) expect(stayer.body).toBe('for everyone');
-    expect(origin!.hits()).toBe(1);
+    expect(rig.origin.hits()).toBe(1);
   });
 
   it('stops reading from the origin when a client leaves in the middle of a streamed response', async () => {
@@ -106,11 +94,11 @@ describe('clients that leave', () => {
 
 describe('slow clients', () => {
   it('cuts off a client that dribbles its headers (slowloris) at limits.headersTimeout with 408, while others are served', async () => {
-    origin = await startOrigin((_request, response) => {
+    const proxy = await rig.start((_request, response) => {
       response.writeHead(200, { 'content-type': 'text/plain' });
       response.end('served');
-    });
-    proxy = await startProxy(origin.url, { config: { limits: { headersTimeout: 1_000, requestTimeout: 60_000 } } });
+    }, { config: { limits: { headersTimeout: 1_000, requestTimeout: 60_000 } } });
+    const origin = rig.origin;
     const slow = await rawConnect(proxy.url);
     let received = '';
     slow.on('data', (chunk: Buffer) => (received += chunk.toString()));
@@ -153,7 +141,7 @@ describe('pipelining', () => {
     const bodies = [...text.matchAll(/answer for \/(one|two)/g)].map((match) => match[0]);
     expect(bodies).toEqual(['answer for /one', 'answer for /two', 'answer for /one']);
     expect(text.split('HTTP/1.1 200').length - 1).toBe(3);
-    expect(origin!.hits()).toBe(2);
+    expect(rig.origin.hits()).toBe(2);
   });
 });
 
@@ -167,7 +155,7 @@ describe('idle connections', () => {
   });
 
   it('holds 10,000 idle keep-alive connections and still answers a new client', async () => {
-    origin = await startOrigin((_request, response) => {
+    const origin = await rig.startOriginOnly((_request, response) => {
       response.writeHead(200, { 'cache-control': 'max-age=60', 'content-length': '2' });
       response.end('ok');
     });

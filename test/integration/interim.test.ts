@@ -1,17 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { startOrigin, type TestOrigin } from '../helpers/origin.js';
-import { startProxy, type TestProxy } from '../helpers/proxy.js';
+import { useRig } from '../helpers/rig.js';
 
-let origin: TestOrigin | undefined;
-let proxy: TestProxy | undefined;
-
-afterEach(async () => {
-  await proxy?.close();
-  await origin?.close();
-  proxy = undefined;
-  origin = undefined;
-});
+const rig = useRig();
 
 /** A GET through the proxy that records the interim responses it receives. */
 async function getWithInterims(url: string) {
@@ -23,12 +14,12 @@ async function getWithInterims(url: string) {
 
 describe('interim responses (RFC 9110 §15.2, RFC 9111 §3)', () => {
   it('passes 103 Early Hints to the client, then stores only the final response', async () => {
-    origin = await startOrigin((_request, response) => {
+    const proxy = await rig.start((_request, response) => {
       response.writeEarlyHints({ link: '</styles.css>; rel=preload; as=style', 'x-hint': 'early' });
       response.writeHead(200, { 'cache-control': 'max-age=100', 'content-type': 'text/plain' });
       response.end('final');
     });
-    proxy = await startProxy(origin.url);
+    const origin = rig.origin;
 
     const first = await getWithInterims(`${proxy.url}/page`);
     expect(first.interims).toHaveLength(1);
@@ -47,12 +38,12 @@ describe('interim responses (RFC 9110 §15.2, RFC 9111 §3)', () => {
   });
 
   it('passes 102 Processing to the client', async () => {
-    origin = await startOrigin((_request, response) => {
+    const proxy = await rig.start((_request, response) => {
       response.writeProcessing();
       response.writeHead(200, { 'cache-control': 'no-store' });
       response.end('done');
     });
-    proxy = await startProxy(origin.url);
+    const origin = rig.origin;
     const answer = await getWithInterims(`${proxy.url}/slow`);
     expect(answer.interims.map((interim) => interim.status)).toEqual([102]);
     expect(answer.body).toBe('done');

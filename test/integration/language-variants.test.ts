@@ -1,24 +1,15 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { startOrigin, type TestOrigin } from '../helpers/origin.js';
-import { startProxy, type TestProxy } from '../helpers/proxy.js';
+import { describe, expect, it } from 'vitest';
+import { useRig } from '../helpers/rig.js';
 
-let origin: TestOrigin | undefined;
-let proxy: TestProxy | undefined;
-
-afterEach(async () => {
-  await proxy?.close();
-  await origin?.close();
-  proxy = undefined;
-  origin = undefined;
-});
+const rig = useRig();
 
 describe('responses that vary on Accept-Language (RFC 9111 §4.1)', () => {
   it('serves one stored variant to requests listing the same equally weighted languages in another order', async () => {
-    origin = await startOrigin((request, response) => {
+    const proxy = await rig.start((request, response) => {
       response.writeHead(200, { 'cache-control': 'max-age=60', vary: 'Accept-Language' });
       response.end(`for ${request.headers['accept-language']}`);
     });
-    proxy = await startProxy(origin.url);
+    const origin = rig.origin;
     await proxy.fetch('/l', { headers: { 'accept-language': 'en, de' } });
     const reordered = await proxy.fetch('/l', { headers: { 'accept-language': 'de, en' } });
     expect(reordered.body).toBe('for en, de');

@@ -1,8 +1,8 @@
 import { createServer } from 'node:http';
 import { connect } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startOrigin, type TestOrigin } from '../helpers/origin.js';
-import { startProxy, type TestProxy } from '../helpers/proxy.js';
+import { describe, expect, it } from 'vitest';
+import type { TestProxy } from '../helpers/proxy.js';
+import { useRig } from '../helpers/rig.js';
 
 /**
  * Request smuggling (RFC 9112 §6.3, §11.2): a message whose framing two
@@ -10,23 +10,13 @@ import { startProxy, type TestProxy } from '../helpers/proxy.js';
  * connection closed, and must never reach the origin.
  */
 
-let origin: TestOrigin | undefined;
-let proxy: TestProxy | undefined;
-
-afterEach(async () => {
-  await proxy?.close();
-  await origin?.close();
-  proxy = undefined;
-  origin = undefined;
-});
+const rig = useRig();
 
 async function setup(): Promise<TestProxy> {
-  origin = await startOrigin((_request, response) => {
+  return rig.start((_request, response) => {
     response.writeHead(200, { 'cache-control': 'max-age=60' });
     response.end('ok');
   });
-  proxy = await startProxy(origin.url);
-  return proxy;
 }
 
 interface RawExchange {
@@ -77,11 +67,11 @@ describe('request smuggling', () => {
   for (const [what, message] of Object.entries(MESSAGES)) {
     it(`refuses a request with ${what}: 400, connection closed, nothing forwarded`, async () => {
       const p = await setup();
-      origin!.requests.length = 0;
+      rig.origin.requests.length = 0;
       const answer = await exchange(p.url, [message]);
       expect(answer.text.startsWith('HTTP/1.1 400 ')).toBe(true);
       expect(answer.closedByServer).toBe(true);
-      expect(origin!.hits()).toBe(0);
+      expect(rig.origin.hits()).toBe(0);
       // The proxy is still up and serving.
       expect((await p.fetch('/after')).status).toBe(200);
     });
@@ -100,7 +90,7 @@ describe('request smuggling', () => {
     });
     await new Promise<void>((resolve) => heads.listen(0, '127.0.0.1', resolve));
     const port = (heads.address() as { port: number }).port;
-    proxy = await startProxy(`http://127.0.0.1:${port}`);
+    const proxy = await rig.startProxyTo(`http://127.0.0.1:${port}`);
     try {
       const answer = await exchange(
         proxy.url,
