@@ -5,7 +5,7 @@ import { decideLookup } from './cache/decide.js';
 import type { Entry } from './cache/entry.js';
 import { ageSeconds } from './cache/freshness.js';
 import { isHostField, requestTarget } from './cache/key.js';
-import { headersOriginSees } from './upstream/forward-headers.js';
+import { headersOriginSees, strippedFields } from './upstream/forward-headers.js';
 import { remainingTtl, type Delivery } from './deliver.js';
 import { requestChannel, type RequestEvent } from './events.js';
 import type { ProxyRequest } from './flow.js';
@@ -108,7 +108,7 @@ export function createFastHit(options: FastHitOptions): FastHit {
   const { store, clock } = options;
   const keyOptions = options.config.key;
   const cacheName = options.config.cache.name;
-  const strip = options.config.request.stripHeaders.filter((name) => !keyOptions.headers.includes(name));
+  const strip = strippedFields(options.config.request.stripHeaders, keyOptions.headers);
   /** Built on an entry's first fast hit, so entries never hit cost nothing; dropped with the entry. */
   const blocks = new WeakMap<Entry, HeaderBlock | false>();
 

@@ -16,7 +16,7 @@ import type { FileBody } from './cache/body.js';
 import { isStreamingStore, type BodyWriter, type Store } from './store/store.js';
 import { streamToDisk } from './store/stream-fill.js';
 import { bufferBody, type Origin, type OriginResponse } from './upstream/origin.js';
-import { downstreamResponseHeaders, headersOriginSees, upstreamRequestHeaders } from './upstream/forward-headers.js';
+import { downstreamResponseHeaders, headersOriginSees, strippedFields, upstreamRequestHeaders } from './upstream/forward-headers.js';
 import type { InterimListener } from './upstream/interim.js';
 
 /**
@@ -93,7 +93,7 @@ export class Flow {
     this.#config = deps.config;
     this.#policy = this.#policyFor(deps.config);
     this.#via = `1.1 ${deps.config.cache.name}`;
-    this.#strip = deps.config.request.stripHeaders.filter((name) => !deps.config.key.headers.includes(name));
+    this.#strip = strippedFields(deps.config.request.stripHeaders, deps.config.key.headers);
   }
 
   /**

@@ -31,6 +31,11 @@ export function withoutHopByHop(headers: HeaderMap): HeaderMap {
   return copy;
 }
 
+/** The request fields removed against poisoning: the configured ones, except those the key names (they are keyed, so safe). */
+export function strippedFields(stripHeaders: readonly string[], keyHeaders: readonly string[]): string[] {
+  return stripHeaders.filter((name) => !keyHeaders.includes(name));
+}
+
 /**
  * The request fields the origin will receive: without hop-by-hop fields,
  * the fields Connection names, and the fields stripped against poisoning.
