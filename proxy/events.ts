@@ -36,17 +36,19 @@ export const requestChannel = channel('lacquer:request');
 export const flowChannel = channel('lacquer:flow');
 
 /** Sends one request to the origin, publishing how long it took when someone listens. */
-export async function requestOrigin(origin: Origin, request: ProxyRequest, originRequest: OriginRequest): Promise<OriginResponse> {
+export function requestOrigin(origin: Origin, request: ProxyRequest, originRequest: OriginRequest): Promise<OriginResponse> {
   if (!flowChannel.hasSubscribers) return origin.request(originRequest);
   const started = performance.now();
-  try {
-    const response = await origin.request(originRequest);
-    publishFlow({ kind: 'origin', request, status: response.status, durationMs: performance.now() - started });
-    return response;
-  } catch (error) {
-    publishFlow({ kind: 'origin', request, status: null, durationMs: performance.now() - started });
-    throw error;
-  }
+  return origin.request(originRequest).then(
+    (response) => {
+      publishFlow({ kind: 'origin', request, status: response.status, durationMs: performance.now() - started });
+      return response;
+    },
+    (error: unknown) => {
+      publishFlow({ kind: 'origin', request, status: null, durationMs: performance.now() - started });
+      throw error;
+    },
+  );
 }
 
 /** Whether a stale answer stood in for an origin that failed (RFC 5861 §4), as its Cache-Status says. */

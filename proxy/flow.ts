@@ -8,14 +8,14 @@ import type { Entry } from './cache/entry.js';
 import { isHostField, keyForLocation, requestTarget, type RequestTarget } from './cache/key.js';
 import { judgeResponse, makeEntry, requestDirectives, type EntryPlan, type PolicyOptions, type StorageVerdict } from './cache/policy.js';
 import { encodingBucket, variantOf } from './cache/vary.js';
-import { cacheStatus, deliverEntry, plainDelivery, remainingTtl, type CacheStatusFacts, type Delivery, type Outcome } from './deliver.js';
+import { cacheStatus, deliverEntry, plainDelivery, remainingTtl, withFacts, type CacheStatusFacts, type Delivery, type Outcome } from './deliver.js';
 import { ProxyError, upstreamError } from './errors.js';
 import { publishFlow, refreshPhase, requestOrigin } from './events.js';
 import { headerValue, tokenList, type HeaderMap } from './http/headers.js';
 import type { FileBody } from './cache/body.js';
-import { isStreamingStore, type BodyWriter, type Store } from './store/store.js';
+import { isStreamingStore, type BodyWriter, type MaybePromise, type Store } from './store/store.js';
 import { streamToDisk } from './store/stream-fill.js';
-import { bufferBody, type Origin, type OriginResponse } from './upstream/origin.js';
+import { arrivedWhole, bufferBody, type Origin, type OriginResponse } from './upstream/origin.js';
 import { downstreamResponseHeaders, headersOriginSees, strippedFields, upstreamRequestHeaders } from './upstream/forward-headers.js';
 import type { InterimListener } from './upstream/interim.js';
 
@@ -121,7 +121,9 @@ export class Flow {
     if (request.method !== 'GET' && request.method !== 'HEAD') return this.#passUnsafe(request, target);
 
     const directives = this.#config.cache.honorRequestCacheControl ? requestDirectives(request.headers) : EMPTY_DIRECTIVES;
-    const variants = await this.#lookup(target.key);
+    // The memory tier answers at once; awaiting only a promise spares every request a turn of the microtask queue.
+    const looked = this.#lookup(target.key);
+    const variants = looked instanceof Promise ? await looked : looked;
     if (variants === 'store-failed') return this.#forward(request, target, { fwd: 'bypass', detail: 'store-error' }, 'pass', false);
     const now = this.#deps.clock();
     const decision = decideLookup(variants, { headers: request.headers, directives, hasAuthorization: request.headers['authorization'] !== undefined }, now);
@@ -149,14 +151,19 @@ export class Flow {
     return this.#waiting.size;
   }
 
-  async #lookup(key: string): Promise<readonly Entry[] | undefined | 'store-failed'> {
+  #lookup(key: string): MaybePromise<readonly Entry[] | undefined | 'store-failed'> {
     try {
-      return await this.#deps.store.get(key);
+      const found = this.#deps.store.get(key);
+      return found instanceof Promise ? found.catch(this.#lookupFailed) : found;
     } catch (error) {
-      this.#deps.onError?.(error, 'store lookup');
-      return 'store-failed';
+      return this.#lookupFailed(error);
     }
   }
+
+  readonly #lookupFailed = (error: unknown): 'store-failed' => {
+    this.#deps.onError?.(error, 'store lookup');
+    return 'store-failed';
+  };
 
   /** Joins the fill for this key (or starts it) and answers from its result. */
   async #fetchCoalesced(
@@ -188,7 +195,7 @@ export class Flow {
   #answerWaiter(request: ProxyRequest, target: RequestTarget, shared: SharedFill, stale: Entry | undefined, fwd: CacheStatusFacts['fwd']): Promise<Delivery> | Delivery {
     const now = this.#deps.clock();
     if (shared.kind === 'entry' && this.#usableBy(shared.entry, request)) {
-      return this.#deliver(shared.entry, request, outcomeOfFill(shared.facts), { ...shared.facts, collapsed: true, ttl: remainingTtl(shared.entry, now) });
+      return this.#deliver(shared.entry, request, outcomeOfFill(shared.facts), withFacts(shared.facts, { collapsed: true, ttl: remainingTtl(shared.entry, now) }));
     }
     if (shared.kind === 'failed') return this.#answerFailedWaiter(request, shared.error, stale, fwd);
     // Not shareable with this client: it asks the origin itself, at once.
@@ -249,7 +256,7 @@ export class Flow {
         if (stale !== undefined) this.#deleteVariant(stale);
         if (response.status < 500) this.#hitForMiss.mark(target.key, responseTime + this.#config.cache.hitForMissTtl);
       }
-      const leader = this.#streamed(request, response, { ...facts, detail: verdict.reason }, 'miss');
+      const leader = this.#streamed(request, response, withFacts(facts, { detail: verdict.reason }), 'miss');
       return { shared: { kind: 'unshareable' }, leader };
     }
     return this.#storeAndDeliver(request, target, response, verdict.plan, facts, stamp);
@@ -274,10 +281,10 @@ export class Flow {
     const entry = makeEntry(withBodyLength(plan, buffered.body), target.key, variantOf(request.headers, plan.vary), buffered.body, now, KEEP_WITH_VALIDATORS_MS);
     const stored = await this.#saveUnlessInvalidated(entry, stamp);
     if (stored) this.#hitForMiss.clear(target.key);
-    const storedFacts = { ...facts, stored };
+    const storedFacts = withFacts(facts, { stored });
     return {
       shared: { kind: 'entry', entry, facts: storedFacts, since: stamp },
-      leader: this.#deliver(entry, request, 'miss', { ...storedFacts, ttl: remainingTtl(entry, now) }),
+      leader: this.#deliver(entry, request, 'miss', withFacts(storedFacts, { ttl: remainingTtl(entry, now) })),
     };
   }
 
@@ -301,7 +308,7 @@ export class Flow {
       return { shared: { kind: 'unshareable' }, leader: this.#streamed(request, { ...response, body: teed }, facts, 'miss') };
     }
     this.#hitForMiss.mark(target.key, this.#deps.clock() + this.#config.cache.hitForMissTtl);
-    return { shared: { kind: 'unshareable' }, leader: this.#streamed(request, { ...response, body }, { ...facts, detail: 'too-large' }, 'miss') };
+    return { shared: { kind: 'unshareable' }, leader: this.#streamed(request, { ...response, body }, withFacts(facts, { detail: 'too-large' }), 'miss') };
   }
 
   #bodyWriter(declared: number): BodyWriter | undefined {
@@ -336,10 +343,10 @@ export class Flow {
     const plan = verdict.plan.tags.length === 0 ? { ...verdict.plan, tags: stale.tags } : verdict.plan;
     const entry = makeEntry(plan, stale.key, stale.variant, stale.body, now, KEEP_WITH_VALIDATORS_MS);
     const stored = await this.#saveUnlessInvalidated(entry, stamp);
-    const storedFacts = { ...facts, stored };
+    const storedFacts = withFacts(facts, { stored });
     return {
       shared: { kind: 'entry', entry, facts: storedFacts, since: stamp },
-      leader: this.#deliver(entry, request, 'revalidated', { ...storedFacts, ttl: remainingTtl(entry, now) }),
+      leader: this.#deliver(entry, request, 'revalidated', withFacts(storedFacts, { ttl: remainingTtl(entry, now) })),
     };
   }
 
@@ -398,13 +405,13 @@ export class Flow {
       return this.#error(failure, facts);
     }
     const responseTime = this.#deps.clock();
-    const withStatus = { ...facts, fwdStatus: response.status };
-    const conditional = CONDITIONAL_FIELDS.some((name) => request.headers[name] !== undefined);
-    if (mayStore && request.method === 'GET' && !conditional && response.status !== 206) {
-      const verdict = this.#judge(request, response.status, downstreamResponseHeaders(response.headers, this.#via), requestTime, responseTime);
+    const withStatus = withFacts(facts, { fwdStatus: response.status });
+    const headers = downstreamResponseHeaders(response.headers, this.#via);
+    if (mayStore && request.method === 'GET' && !isConditional(request.headers) && response.status !== 206) {
+      const verdict = this.#judge(request, response.status, headers, requestTime, responseTime);
       if (verdict.store) return (await this.#storeAndDeliver(request, target, response, verdict.plan, withStatus, stamp)).leader;
     }
-    return this.#streamed(request, response, withStatus, outcome);
+    return this.#streamed(request, response, withStatus, outcome, headers);
   }
 
   /** Methods other than GET/HEAD go straight through; a success invalidates what they changed (RFC 9111 §4.4). */
@@ -492,11 +499,11 @@ export class Flow {
   #serveStaleOnError(stale: Entry, request: ProxyRequest, why: string, fwdStatus?: number): Delivery {
     this.#deps.onError?.(new Error(why), 'served stale because the origin failed');
     const facts: CacheStatusFacts = { fwd: 'stale', ttl: remainingTtl(stale, this.#deps.clock()), detail: 'stale-if-error' };
-    return this.#deliver(stale, request, 'stale', fwdStatus === undefined ? facts : { ...facts, fwdStatus });
+    return this.#deliver(stale, request, 'stale', fwdStatus === undefined ? facts : withFacts(facts, { fwdStatus }));
   }
 
-  #streamed(request: ProxyRequest, response: OriginResponse, facts: CacheStatusFacts, outcome: Outcome): Delivery {
-    const headers = downstreamResponseHeaders(response.headers, this.#via);
+  /** `headers`: the response's headers as downstreamResponseHeaders gives them, when the caller has them already (they are changed here). */
+  #streamed(request: ProxyRequest, response: OriginResponse, facts: CacheStatusFacts, outcome: Outcome, headers = downstreamResponseHeaders(response.headers, this.#via)): Delivery {
     if (this.#config.tags.strip) for (const name of this.#config.tags.headers) delete headers[name];
     delete headers['surrogate-control'];
     headers['cache-status'] = cacheStatus(this.#config.cache.name, facts);
@@ -504,12 +511,22 @@ export class Flow {
       response.body.resume();
       return { status: response.status, headers, body: null, outcome };
     }
-    return { status: response.status, headers, body: response.body, outcome };
+    // A Buffer body is given a default Content-Type by the writer (server.ts) when it has no valid one; a streamed body is not.
+    const whole = MEDIA_TYPE.test(headerValue(headers, 'content-type') ?? '') ? arrivedWhole(response.body, headerValue(headers, 'content-length')) : undefined;
+    return { status: response.status, headers, body: whole ?? response.body, outcome };
   }
 
   #error(error: ProxyError, facts: CacheStatusFacts): Delivery {
-    return plainDelivery(error.status, error.message, 'error', cacheStatus(this.#config.cache.name, { ...facts, detail: error.code.toLowerCase() }));
+    return plainDelivery(error.status, error.message, 'error', cacheStatus(this.#config.cache.name, withFacts(facts, { detail: error.code.toLowerCase() })));
   }
+}
+
+/** A Content-Type that starts with a valid `type/subtype` (RFC 9110 §8.3.1): the writer keeps it as it is. */
+const MEDIA_TYPE = /^\s*[\w!#$%&'*+.^`|~-]+\/[\w!#$%&'*+.^`|~-]+\s*(?:;|$)/;
+
+function isConditional(headers: HeaderMap): boolean {
+  for (const name of CONDITIONAL_FIELDS) if (headers[name] !== undefined) return true;
+  return false;
 }
 
 /** Reasons not to store that come from the request, not the response: the stored entry stays good for others. */
