@@ -7,7 +7,7 @@ import type { AccessLog } from './access-log.js';
 import { PURGE_CHANNEL, type PurgeEvent } from './purge-events.js';
 import { REDIS_CHANNEL, type RedisEvent } from '../redis/events.js';
 import type { Tally } from './tally.js';
-import { REDIS_OPERATIONS, RESYNC_REASONS, CACHEABLE_OUTCOMES, FROM_CACHE_OUTCOMES, PURGE_KINDS, statusClass, type LacquerMetrics, type StoreOperation } from './registry.js';
+import { REDIS_OPERATIONS, RESYNC_REASONS, CACHEABLE_OUTCOMES, FROM_CACHE_OUTCOMES, PURGE_KINDS, statusClass, type LacquerMetrics, type OriginClass, type StoreOperation } from './registry.js';
 
 /**
  * Turns the proxy's events into metric updates and access-log lines. It
@@ -24,6 +24,8 @@ export class ProxyObserver {
   /** Per outcome, indexed by the status's hundreds digit. */
   readonly #requestTallies = new Map<Outcome, (Tally | undefined)[]>();
   readonly #durations = new Map<Outcome, (seconds: number) => void>();
+  /** Per origin status class (or "error"): its request tally and its duration series. */
+  readonly #origin = new Map<OriginClass, { readonly requests: Tally; readonly observe: (seconds: number) => void }>();
   readonly #bytesFromCache: Tally | undefined;
   readonly #bytesFromOrigin: Tally | undefined;
   readonly #cacheable: Tally | undefined;
@@ -116,9 +118,9 @@ export class ProxyObserver {
       case 'origin': {
         if (this.#accessLog !== undefined) this.#originMs.set(event.request, (this.#originMs.get(event.request) ?? 0) + event.durationMs);
         if (metrics === undefined) return;
-        const label = event.status === null ? 'error' : statusClass(event.status);
-        metrics.originRequests.labels(label).inc();
-        metrics.originDuration.labels(label).observe(event.durationMs / 1000);
+        const series = this.#originSeries(metrics, event.status === null ? 'error' : statusClass(event.status));
+        series.requests.add();
+        series.observe(event.durationMs / 1000);
         return;
       }
       case 'coalesced':
@@ -179,6 +181,15 @@ export class ProxyObserver {
     }
     const index = Math.min(5, Math.max(1, Math.floor(status / 100)));
     return (byClass[index] ??= metrics.requests.tally(outcome, statusClass(status)));
+  }
+
+  #originSeries(metrics: LacquerMetrics, label: OriginClass): { readonly requests: Tally; readonly observe: (seconds: number) => void } {
+    let series = this.#origin.get(label);
+    if (series === undefined) {
+      series = { requests: metrics.originRequests.tally(label), observe: metrics.originDuration.series(label) };
+      this.#origin.set(label, series);
+    }
+    return series;
   }
 
   #duration(metrics: LacquerMetrics, outcome: Outcome): (seconds: number) => void {

@@ -19,6 +19,9 @@ export const CACHEABLE_OUTCOMES: ReadonlySet<Outcome> = new Set(['hit', 'stale',
 export const FROM_CACHE_OUTCOMES: ReadonlySet<Outcome> = new Set(['hit', 'stale', 'revalidated']);
 
 export type StatusClass = '1xx' | '2xx' | '3xx' | '4xx' | '5xx';
+/** An origin request's label: the status class of its answer, or "error" when none arrived. */
+export type OriginClass = StatusClass | 'error';
+export const ORIGIN_CLASSES: readonly OriginClass[] = ['1xx', '2xx', '3xx', '4xx', '5xx', 'error'];
 export type PurgeKind = 'url' | 'tag' | 'prefix' | 'all';
 export const PURGE_KINDS: readonly PurgeKind[] = ['url', 'tag', 'prefix', 'all'];
 export type StoreOperation = 'lookup' | 'write' | 'delete';
@@ -50,8 +53,10 @@ export interface LacquerMetrics {
   readonly refreshesStarted: Counter;
   readonly refreshesFailed: Counter;
   readonly staleOnOriginError: Counter;
-  readonly originRequests: Counter<'status_class'>;
-  readonly originDuration: Histogram<'status_class'>;
+  /** Counted on every origin request: tallied, see tally.ts. */
+  readonly originRequests: TalliedCounter<'status_class'>;
+  /** Observed on every origin request: see fast-histogram.ts. */
+  readonly originDuration: FastHistogram<OriginClass>;
   readonly servedBytes: TalliedCounter<'source'>;
   readonly evictions: Counter<'tier'>;
   readonly expirations: Counter<'tier'>;
@@ -126,16 +131,18 @@ export function createMetrics(sources: ScrapeSources): LacquerMetrics {
     help: 'Stale responses served because the origin failed (stale-if-error): content the origin could not currently provide.',
     registers,
   });
-  const originRequests = new Counter({
+  // Counted and observed once per request that reaches the origin: tallied and fast, as the per-request metrics are.
+  const originRequests = talliedCounter({
     name: `${PREFIX}origin_requests_total`,
     help: 'Requests sent to the origin, by response status class ("error" when no response arrived).',
     labelNames: ['status_class'] as const,
     registers,
   });
-  const originDuration = new Histogram({
+  const originDuration = new FastHistogram<OriginClass>({
     name: `${PREFIX}origin_request_duration_seconds`,
     help: "Time until the origin's response headers arrived (or the request failed), by status class.",
-    labelNames: ['status_class'] as const,
+    label: 'status_class',
+    values: ORIGIN_CLASSES,
     buckets: ORIGIN_BUCKETS,
     registers,
   });
