@@ -36,7 +36,7 @@ export interface CacheStatusFacts {
 
 /**
  * `facts` with the fields of `more` put over them. Written out field by
- * field rather than as `{ ...facts, more }`: on Node 20 an object spread
+ * field rather than as `{ ...facts, fwdStatus }`: on Node 20 an object spread
  * followed by further fields takes a slow runtime path (about a microsecond
  * per object on the bench box, and the result is slow to read as well),
  * and the pass-through path builds one of these per request.
