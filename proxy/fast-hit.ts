@@ -5,7 +5,7 @@ import { decideLookup } from './cache/decide.js';
 import type { Entry } from './cache/entry.js';
 import { ageSeconds } from './cache/freshness.js';
 import { isHostField, requestTarget } from './cache/key.js';
-import { headersOriginSees, strippedFields } from './upstream/forward-headers.js';
+import { connectionNamesOthers, fieldsOriginDoesNotSee, strippedFields } from './upstream/forward-headers.js';
 import { remainingTtl, type Delivery } from './deliver.js';
 import { requestChannel, type RequestEvent } from './events.js';
 import type { ProxyRequest } from './flow.js';
@@ -58,12 +58,20 @@ const GENERAL_FIELDS = [
   'transfer-encoding',
 ] as const;
 
-/** Whether a request is one the fast path may answer, judged from its method and fields only. */
-export function plainRequest(method: string | undefined, headers: IncomingHttpHeaders): boolean {
+/**
+ * Whether a request is one the fast path may answer, judged from its
+ * method and field names only: none of the general fields, nor any of
+ * `alsoRefused` (the fast path adds the fields the origin would not see).
+ * One walk over the request's own fields, which are few, rather than a
+ * lookup for every field that matters.
+ */
+export function plainRequest(method: string | undefined, headers: IncomingHttpHeaders, refused: ReadonlySet<string> = GENERAL_FIELD_SET): boolean {
   if (method !== 'GET' && method !== 'HEAD') return false;
-  for (const name of GENERAL_FIELDS) if (headers[name] !== undefined) return false;
+  for (const name in headers) if (refused.has(name)) return false;
   return true;
 }
+
+const GENERAL_FIELD_SET: ReadonlySet<string> = new Set(GENERAL_FIELDS);
 
 /**
  * What is worked out once per entry: its header fields as one flat
@@ -114,16 +122,18 @@ export function createFastHit(options: FastHitOptions): FastHit {
   const keyOptions = options.config.key;
   const cacheName = options.config.cache.name;
   const strip = strippedFields(options.config.request.stripHeaders, keyOptions.headers);
+  // A field the origin would not see makes the flow key the request without it: the flow's to answer.
+  const refused = new Set([...GENERAL_FIELDS, ...fieldsOriginDoesNotSee(strip)]);
   /** Built on an entry's first fast hit, so entries never hit cost nothing; dropped with the entry. */
   const blocks = new WeakMap<Entry, HeaderBlock | false>();
 
   return function fastHit(req, res) {
     const method = req.method;
     const headers = req.headers;
-    if (!plainRequest(method, headers)) return false;
-    // A Host the flow refuses, or fields the origin would not see (which the flow keys without), are the flow's to answer.
+    if (!plainRequest(method, headers, refused)) return false;
+    // A Host the flow refuses, or a Connection header naming fields the origin will then not see, are the flow's to answer.
     if (headers.host !== undefined && !isHostField(headers.host)) return false;
-    if (headersOriginSees(headers as HeaderMap, strip) !== headers) return false;
+    if (connectionNamesOthers(headers as HeaderMap)) return false;
     const url = req.url ?? '/';
     const observed = requestChannel.hasSubscribers;
     const started = observed ? performance.now() : 0;
