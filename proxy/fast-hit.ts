@@ -5,7 +5,7 @@ import { decideLookup } from './cache/decide.js';
 import type { Entry } from './cache/entry.js';
 import { ageSeconds } from './cache/freshness.js';
 import { isHostField, requestTarget } from './cache/key.js';
-import { headersOriginSees, strippedFields } from './upstream/forward-headers.js';
+import { connectionNamesOthers, fieldsOriginDoesNotSee, strippedFields } from './upstream/forward-headers.js';
 import { remainingTtl, type Delivery } from './deliver.js';
 import { requestChannel, type RequestEvent } from './events.js';
 import type { ProxyRequest } from './flow.js';
@@ -58,24 +58,38 @@ const GENERAL_FIELDS = [
   'transfer-encoding',
 ] as const;
 
-/** Whether a request is one the fast path may answer, judged from its method and fields only. */
-export function plainRequest(method: string | undefined, headers: IncomingHttpHeaders): boolean {
+/**
+ * Whether a request is one the fast path may answer, judged from its
+ * method and field names only: none of the general fields, nor any of
+ * `alsoRefused` (the fast path adds the fields the origin would not see).
+ * One walk over the request's own fields, which are few, rather than a
+ * lookup for every field that matters.
+ */
+export function plainRequest(method: string | undefined, headers: IncomingHttpHeaders, refused: ReadonlySet<string> = GENERAL_FIELD_SET): boolean {
   if (method !== 'GET' && method !== 'HEAD') return false;
-  for (const name of GENERAL_FIELDS) if (headers[name] !== undefined) return false;
+  for (const name in headers) if (refused.has(name)) return false;
   return true;
 }
 
+const GENERAL_FIELD_SET: ReadonlySet<string> = new Set(GENERAL_FIELDS);
+
 /**
- * What is worked out once per entry: its header fields as parallel arrays
- * (copied into each response's header object by index), the first part of
- * its Cache-Status, or `false` when the general path must answer it.
+ * What is worked out once per entry: its header fields as one flat
+ * `[name, value, name, value, …]` list ending in Age and Cache-Status, the
+ * form `writeHead` takes, or `false` when the general path must answer it.
+ * Each answer fills in the last two values and hands the list to
+ * `writeHead`, which turns it into bytes before it returns, so one list
+ * serves every answer and a hit builds no header object.
  */
 interface HeaderBlock {
-  readonly names: readonly string[];
-  readonly values: readonly (string | string[])[];
+  readonly fields: (string | string[])[];
   /** `<name>; hit; ttl=`: only the remaining TTL follows. */
   readonly hitStatus: string;
 }
+
+/** Where the two per-answer values sit, counted from the end of `fields`. */
+const AGE_FROM_END = 3;
+const CACHE_STATUS_FROM_END = 1;
 
 /** Statuses the framework sends as they are; 204, 205 and 304 have their own framing rules and take the general path. */
 function plainStatus(status: number): boolean {
@@ -93,15 +107,14 @@ export function headerBlockFor(entry: Entry, cacheName: string): HeaderBlock | f
   if (!Buffer.isBuffer(body) || !plainStatus(entry.status)) return false;
   const headers = entry.headers;
   if (headers['content-type'] === undefined || headers['content-length'] !== String(body.length)) return false;
-  const names: string[] = [];
-  const values: (string | string[])[] = [];
+  const fields: (string | string[])[] = [];
   for (const name in headers) {
     // Age and Cache-Status are this response's own (deliver.ts); stored entries never carry them, but be sure.
     if (name === 'age' || name === 'cache-status') continue;
-    names.push(name);
-    values.push(headers[name]!);
+    fields.push(name, headers[name]!);
   }
-  return { names, values, hitStatus: `${cacheName}; hit; ttl=` };
+  fields.push('age', '', 'cache-status', '');
+  return { fields, hitStatus: `${cacheName}; hit; ttl=` };
 }
 
 export function createFastHit(options: FastHitOptions): FastHit {
@@ -109,16 +122,18 @@ export function createFastHit(options: FastHitOptions): FastHit {
   const keyOptions = options.config.key;
   const cacheName = options.config.cache.name;
   const strip = strippedFields(options.config.request.stripHeaders, keyOptions.headers);
+  // A field the origin would not see makes the flow key the request without it: the flow's to answer.
+  const refused = new Set([...GENERAL_FIELDS, ...fieldsOriginDoesNotSee(strip)]);
   /** Built on an entry's first fast hit, so entries never hit cost nothing; dropped with the entry. */
   const blocks = new WeakMap<Entry, HeaderBlock | false>();
 
   return function fastHit(req, res) {
     const method = req.method;
     const headers = req.headers;
-    if (!plainRequest(method, headers)) return false;
-    // A Host the flow refuses, or fields the origin would not see (which the flow keys without), are the flow's to answer.
+    if (!plainRequest(method, headers, refused)) return false;
+    // A Host the flow refuses, or a Connection header naming fields the origin will then not see, are the flow's to answer.
     if (headers.host !== undefined && !isHostField(headers.host)) return false;
-    if (headersOriginSees(headers as HeaderMap, strip) !== headers) return false;
+    if (connectionNamesOthers(headers as HeaderMap)) return false;
     const url = req.url ?? '/';
     const observed = requestChannel.hasSubscribers;
     const started = observed ? performance.now() : 0;
@@ -137,29 +152,65 @@ export function createFastHit(options: FastHitOptions): FastHit {
     }
     if (block === false) return false;
 
-    const out: Record<string, string | string[]> = {};
-    const { names, values } = block;
-    for (let i = 0; i < names.length; i++) out[names[i]!] = values[i]!;
     // RFC 9111 §5.1: the Age of this response; RFC 9211 §2: the hit and its remaining freshness.
-    out['age'] = String(ageSeconds(entry.initialAge, entry.responseTime, now));
-    out['cache-status'] = block.hitStatus + remainingTtl(entry, now);
+    const age = String(ageSeconds(entry.initialAge, entry.responseTime, now));
+    const cacheStatus = block.hitStatus + remainingTtl(entry, now);
+    const fields = block.fields;
+    fields[fields.length - AGE_FROM_END] = age;
+    fields[fields.length - CACHE_STATUS_FROM_END] = cacheStatus;
     const body = method === 'HEAD' ? null : (entry.body as Buffer);
 
     // As in server.ts, the duration runs until the answer is ready to send; the event goes out once it was sent, so a failed write cannot report it twice.
     const durationMs = observed ? performance.now() - started : 0;
-    res.writeHead(entry.status, out);
+    res.writeHead(entry.status, fields);
     if (body === null) res.end();
     else res.end(body);
-    if (observed) publish(req, url, entry.status, out, body, durationMs);
+    if (observed) publish(req, url, new FastDelivery(entry.status, block.fields, age, cacheStatus, body), durationMs);
     return true;
   };
 }
 
+/**
+ * A fast hit as the request event describes it. Its header map is built
+ * only if a subscriber reads it (the metrics read none on a hit), from the
+ * block's fields and this answer's own Age and Cache-Status, so it stays
+ * right after the block is reused for the next answer.
+ */
+class FastDelivery implements Delivery {
+  readonly outcome = 'hit';
+  readonly #fields: readonly (string | string[])[];
+  readonly #age: string;
+  readonly #cacheStatus: string;
+  #headers: HeaderMap | undefined;
+
+  constructor(
+    readonly status: number,
+    fields: readonly (string | string[])[],
+    age: string,
+    cacheStatus: string,
+    readonly body: Buffer | null,
+  ) {
+    this.#fields = fields;
+    this.#age = age;
+    this.#cacheStatus = cacheStatus;
+  }
+
+  get headers(): HeaderMap {
+    if (this.#headers !== undefined) return this.#headers;
+    const headers: HeaderMap = {};
+    const fields = this.#fields;
+    for (let i = 0; i < fields.length - AGE_FROM_END - 1; i += 2) headers[fields[i] as string] = fields[i + 1]!;
+    headers['age'] = this.#age;
+    headers['cache-status'] = this.#cacheStatus;
+    this.#headers = headers;
+    return headers;
+  }
+}
+
 /** The request event the general path publishes (server.ts), for metrics and the access log. */
-function publish(req: IncomingMessage, url: string, status: number, headers: HeaderMap, body: Buffer | null, durationMs: number): void {
+function publish(req: IncomingMessage, url: string, delivery: FastDelivery, durationMs: number): void {
   const method = req.method!;
   const request: ProxyRequest = { method, url, headers: req.headers as HeaderMap, body: null, clientIp: req.socket.remoteAddress ?? '', protocol: 'http' };
-  const delivery: Delivery = { status, headers, body, outcome: 'hit' };
-  const event: RequestEvent = { method, url, status, outcome: 'hit', durationMs, request, delivery };
+  const event: RequestEvent = { method, url, status: delivery.status, outcome: 'hit', durationMs, request, delivery };
   requestChannel.publish(event);
 }

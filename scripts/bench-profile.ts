@@ -4,8 +4,9 @@
  * bounded time, stops it, and writes reports/profile-<what>.md with the
  * functions that took the most self time, plus the raw .cpuprofile.
  *
- *   --what hit-1k|pass|swr   the 1 KiB hit (50 connections, default), the
- *                        uncacheable pass-through (1 connection), or the
+ *   --what hit-1k|zipf|pass|swr   the 1 KiB hit (50 connections, default),
+ *                        hits over 100,000 Zipf-drawn keys (50 connections),
+ *                        the uncacheable pass-through (1 connection), or the
  *                        stale-while-revalidate path (50 connections)
  *   --seconds N          measured load, default 8
  *   --out-dir DIR        default reports
@@ -14,14 +15,16 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { detectGenerator, runLoad, writeWrkScripts } from './bench/load.js';
+import { detectGenerator, runCount, runLoad, writeWrkScripts } from './bench/load.js';
 import { PATHS } from './bench/origin.js';
 import { killAllStartedSync, stopAllStarted } from './bench/procs.js';
-import { renderProfile, selfTimes, type CpuProfile } from './bench/profile.js';
+import { monotonicUs, renderProfile, selfTimes, type CpuProfile } from './bench/profile.js';
 import { startLacquer, startOrigin } from './bench/targets.js';
+import { zipfSequence } from './bench/zipf.js';
 
 const WHAT = {
   'hit-1k': { path: PATHS.hit1k, connections: 50, title: '1 KiB hit' },
+  zipf: { path: '', connections: 50, title: 'hits over 100,000 keys, Zipf(s=1)' },
   pass: { path: PATHS.pass, connections: 1, title: 'uncacheable pass-through' },
   swr: { path: PATHS.swr, connections: 50, title: 'stale-while-revalidate path (max-age=1, 50 ms origin)' },
 } as const;
@@ -43,10 +46,16 @@ async function main(): Promise<void> {
   const origin = await startOrigin();
   const lacquer = await startLacquer({ originUrl: origin.url, tmpDir, cacheBytes: 256 * 1024 * 1024, nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profileDir] });
   const url = `${lacquer.url}${what.path}`;
-  for (let i = 0; i < 2; i++) await (await fetch(url)).arrayBuffer();
   const scripts = writeWrkScripts(tmpDir);
-  await runLoad(generator, { url, connections: what.connections, durationS: 1 }, scripts);
-  const load = await runLoad(generator, { url, connections: what.connections, durationS: seconds }, scripts);
+  // Zipf: the same seeded sequence as the bench, every key it touches filled first; otherwise one path, fetched twice.
+  const spread = values.what === 'zipf' ? zipfPaths(tmpDir) : undefined;
+  if (spread === undefined) for (let i = 0; i < 2; i++) await (await fetch(url)).arrayBuffer();
+  else await runCount(lacquer.url, spread.fill, spread.fill.length, 32);
+  const spec = { url, connections: what.connections, ...(spread === undefined ? {} : { pathsFile: spread.pathsFile, paths: spread.paths }) };
+  await runLoad(generator, { ...spec, durationS: 1 }, scripts);
+  const fromUs = monotonicUs();
+  const load = await runLoad(generator, { ...spec, durationS: seconds }, scripts);
+  const window = { fromUs, toUs: monotonicUs() };
   // The profile is written when the process exits, so stop it (SIGTERM drains and exits).
   await lacquer.stop();
   await origin.stop();
@@ -59,9 +68,17 @@ async function main(): Promise<void> {
   const name = `profile-${values.what}`;
   copyFileSync(join(profileDir, file), join(outDir, `${name}.cpuprofile`));
   const heading = `CPU profile of the ${what.title} (${generator}, ${what.connections} connection(s), ${seconds} s: ${Math.round(load.rps)} req/s, p99 ${load.p99Ms.toFixed(2)} ms)`;
-  const markdown = renderProfile(selfTimes(profile), 30, heading);
+  const markdown = renderProfile(selfTimes(profile, window), 30, heading);
   writeFileSync(join(outDir, `${name}.md`), markdown);
   process.stdout.write(`${markdown}\nwrote ${join(outDir, `${name}.md`)} and ${name}.cpuprofile\n`);
+}
+
+function zipfPaths(dir: string): { paths: string[]; pathsFile: string; fill: string[] } {
+  const { ranks, distinct } = zipfSequence(100_000, 100_000, 42);
+  const paths = ranks.map(PATHS.zipf);
+  const pathsFile = join(dir, 'zipf-paths.txt');
+  writeFileSync(pathsFile, `${paths.join('\n')}\n`);
+  return { paths, pathsFile, fill: distinct.map(PATHS.zipf) };
 }
 
 main().catch(async (error: unknown) => {

@@ -4,7 +4,8 @@
  * three bounded runs. Writes reports/bench.md and reports/bench.json.
  *
  *   --quick          one short round per scenario (a smoke run)
- *   --only LIST      targets to run, e.g. lacquer,varnish (default: all installed)
+ *   --only LIST      targets to run, e.g. lacquer,varnish (default: all installed,
+ *                    and the node:http floor; name it "floor" to pick it)
  *   --out-dir DIR    where the reports go (default reports)
  *   --generator G    wrk or autocannon (default: wrk when installed)
  *   --scenarios LIST which scenarios to run (default all): hit-1k, hit-100k, hit-1m, zipf,
@@ -22,7 +23,7 @@ import { detectGenerator, runBurst, runCount, runLoad, versionOf, writeWrkScript
 import { MEM_OBJECT_BYTES, PATHS, SLOW_DELAY_MS } from './bench/origin.js';
 import { killAllStartedSync, cpuSeconds, rssBytes, stopAllStarted } from './bench/procs.js';
 import { bars, LACQUER, ORIGIN_DIRECT, renderMarkdown, type BenchReport, type BurstSample, type MemorySample, type RunSample, type ScenarioResult } from './bench/report.js';
-import { PEER_BINARIES, STARTERS, startOrigin, type Target, type TargetName } from './bench/targets.js';
+import { PEER_BINARIES, STARTERS, startNodeFloor, startOrigin, type Target, type TargetName } from './bench/targets.js';
 import { zipfSequence } from './bench/zipf.js';
 
 interface Plan {
@@ -42,6 +43,8 @@ const FULL: Plan = { mode: 'full', rounds: 3, runSeconds: 3, warmSeconds: 1, con
 const QUICK: Plan = { ...FULL, mode: 'quick', rounds: 1, runSeconds: 1, warmSeconds: 1, zipfSequence: 20_000, memoryObjects: 5_000 };
 
 const GIB = 1024 ** 3;
+const FLOOR_NOTE =
+  'The node:http floor is not a cache: it is Node’s HTTP server answering the same bytes from a Map (scripts/bench/node-floor.ts), the most one Node process can serve here. Lacquer’s distance to it is Lacquer’s own cost; the floor’s distance to a peer is Node’s.';
 const SHARED_NOTE =
   'The load generator runs on the same machine as the servers, and the machine may be shared with other work: absolute figures are noisy, so read the medians and the ratios taken side by side in this run.';
 
@@ -50,6 +53,8 @@ interface Context {
   readonly generator: Generator;
   readonly origin: Target;
   readonly targets: readonly Target[];
+  /** The targets and, unless left out, the node:http floor. */
+  readonly hitTargets: readonly Target[];
   readonly tmpDir: string;
   readonly scripts: { fixed: string; paths: string };
   readonly log: (line: string) => void;
@@ -89,7 +94,8 @@ async function main(): Promise<void> {
     });
   }
 
-  const wanted = (values.only?.split(',').map((name) => name.trim()) ?? ['lacquer', 'varnish', 'nginx']) as TargetName[];
+  const only = values.only?.split(',').map((name) => name.trim());
+  const wanted = (only?.filter((name) => name !== 'floor') ?? ['lacquer', 'varnish', 'nginx']) as TargetName[];
   if (values.generator !== undefined && values.generator !== 'wrk' && values.generator !== 'autocannon') throw new Error(`--generator: expected wrk or autocannon, got ${values.generator}`);
   const generator: Generator = values.generator ?? detectGenerator();
   log(`load generator: ${generator}${generator === 'autocannon' ? ' (wrk is not installed)' : ''}`);
@@ -127,9 +133,19 @@ async function main(): Promise<void> {
   if (targets.some((t) => t.name === 'nginx')) versions['nginx'] = versionOf('nginx', ['-v']);
   for (const target of targets) if (target.config !== undefined) peerConfigs[target.name] = target.config;
 
-  const context: Context = { plan, generator, origin, targets, tmpDir, scripts: writeWrkScripts(tmpDir), log, compare: values.compare };
+  // The floor is measured in the hit scenarios only: it caches nothing, so it has no miss, burst, stale or memory figure.
+  const hitTargets = [...targets];
+  if (only === undefined || only.includes('floor')) {
+    const floor = await startNodeFloor(origin.url);
+    hitTargets.push(floor);
+    peerConfigs[floor.name] = floor.config!;
+    log(`${floor.name} at ${floor.url}`);
+  }
+
+  const context: Context = { plan, generator, origin, targets, hitTargets, tmpDir, scripts: writeWrkScripts(tmpDir), log, compare: values.compare };
   const scenarios: ScenarioResult[] = [];
-  const hit = (id: string, title: string, path: string) => throughputScenario(context, { id, title, path, targets, connections: plan.connections, prime: [path] });
+  const hit = (id: string, title: string, path: string) =>
+    throughputScenario(context, { id, title, path, targets: hitTargets, connections: plan.connections, prime: [path], notes: hitTargets.length > targets.length ? [FLOOR_NOTE] : [] });
 
   const chosen = values.scenarios?.split(',').map((id) => id.trim());
   const run = async (id: string, scenario: () => Promise<ScenarioResult> | ScenarioResult) => {
@@ -243,7 +259,7 @@ async function zipfScenario(context: Context): Promise<ScenarioResult> {
   const pathsFile = join(context.tmpDir, 'zipf-paths.txt');
   writeFileSync(pathsFile, `${paths.join('\n')}\n`);
   const fill = distinct.map(PATHS.zipf);
-  for (const target of context.targets) {
+  for (const target of context.hitTargets) {
     log(`  filling ${target.name} with ${fill.length} Zipf keys`);
     await runCount(target.url, fill, fill.length, 32);
   }
@@ -252,10 +268,10 @@ async function zipfScenario(context: Context): Promise<ScenarioResult> {
     title: `Hits over ${plan.zipfKeys.toLocaleString('en-US')} keys, Zipf(s=1), 1 KiB each`,
     pathsFile,
     paths,
-    targets: context.targets,
+    targets: context.hitTargets,
     connections: plan.connections,
     prime: [],
-    notes: [`A fixed sequence of ${paths.length.toLocaleString('en-US')} draws (seed 42) touching ${distinct.length.toLocaleString('en-US')} distinct keys, all filled before measuring.`],
+    notes: [...(context.hitTargets.length > context.targets.length ? [FLOOR_NOTE] : []), `A fixed sequence of ${paths.length.toLocaleString('en-US')} draws (seed 42) touching ${distinct.length.toLocaleString('en-US')} distinct keys, all filled before measuring.`],
   });
 }
 

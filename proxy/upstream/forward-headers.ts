@@ -56,11 +56,31 @@ export function headersOriginSees(headers: HeaderMap, strip: readonly string[]):
 
 function hasFieldsToRemove(headers: HeaderMap, strip: readonly string[]): boolean {
   for (const name of strip) if (headers[name] !== undefined) return true;
-  for (const name of HOP_BY_HOP) if (name !== 'connection' && name !== 'keep-alive' && headers[name] !== undefined) return true;
+  for (const name of HOP_BY_HOP) if (!CONNECTION_FIELDS.has(name) && headers[name] !== undefined) return true;
+  return namesOtherFields(headers);
+}
+
+/** Connection and Keep-Alive are removed too, but their presence alone changes nothing a key or variant reads. */
+const CONNECTION_FIELDS = new Set(['connection', 'keep-alive']);
+
+/** Whether the Connection header names a field the request carries, which the origin will then not see. */
+function namesOtherFields(headers: HeaderMap): boolean {
   if (headers['connection'] === undefined) return false;
   for (const name of tokenList(headers, 'connection')) if (!HOP_BY_HOP.has(name) && Object.hasOwn(headers, name)) return true;
   return false;
 }
+
+/**
+ * The request fields whose presence alone means the origin sees other
+ * fields than the client sent (stripped and hop-by-hop ones); with
+ * `connectionNamesOthers`, the same question as headersOriginSees asks,
+ * for a caller that already walks the request's field names once.
+ */
+export function fieldsOriginDoesNotSee(strip: readonly string[]): Set<string> {
+  return new Set([...strip, ...[...HOP_BY_HOP].filter((name) => !CONNECTION_FIELDS.has(name))]);
+}
+
+export { namesOtherFields as connectionNamesOthers };
 
 export interface ForwardContext {
   /** The client's address as the socket reports it. */

@@ -12,6 +12,19 @@ export interface CpuProfile {
   readonly samples: readonly number[];
   /** Microseconds since the previous sample. */
   readonly timeDeltas: readonly number[];
+  /** Microseconds on the monotonic clock (the one process.hrtime reads, in any process on this machine). */
+  readonly startTime: number;
+}
+
+/** A stretch of the monotonic clock, in microseconds: the measured load, without start-up and filling. */
+export interface Window {
+  readonly fromUs: number;
+  readonly toUs: number;
+}
+
+/** Now on the clock a CPU profile's times are on. */
+export function monotonicUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
 }
 
 export interface SelfTime {
@@ -45,11 +58,15 @@ export function areaOf(functionName: string, url: string): Area {
 }
 
 /** Self time by function (name + location), largest first. */
-export function selfTimes(profile: CpuProfile): SelfTime[] {
+export function selfTimes(profile: CpuProfile, window?: Window): SelfTime[] {
   const byNode = new Map<number, number>();
+  let at = profile.startTime;
   for (let i = 0; i < profile.samples.length; i++) {
+    const delta = profile.timeDeltas[i] ?? 0;
+    at += delta;
+    if (window !== undefined && (at < window.fromUs || at > window.toUs)) continue;
     const id = profile.samples[i]!;
-    byNode.set(id, (byNode.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+    byNode.set(id, (byNode.get(id) ?? 0) + delta);
   }
   const byFunction = new Map<string, SelfTime>();
   for (const node of profile.nodes) {

@@ -23,16 +23,30 @@ function running(name: string, url: string, child: ChildProcess, config?: string
 
 /** The bench origin in its own process. */
 export async function startOrigin(): Promise<Target> {
-  const child = startProcess(process.execPath, [resolve('dist/scripts/bench/origin.js')]);
+  return startAnnounced('origin', resolve('dist/scripts/bench/origin.js'), [], 'BENCH_ORIGIN');
+}
+
+/** The node:http reference (node-floor.ts) in its own process, filling from the origin. */
+export async function startNodeFloor(originUrl: string): Promise<Target> {
+  const target = await startAnnounced(NODE_FLOOR, resolve('dist/scripts/bench/node-floor.js'), [originUrl], 'BENCH_FLOOR');
+  return { ...target, config: 'node:http answering from a Map (scripts/bench/node-floor.ts): no cache logic, a reference point, not a peer' };
+}
+
+export const NODE_FLOOR = 'node:http floor';
+
+/** A bench script that listens on a free port and prints `MARKER url` once it does. */
+async function startAnnounced(name: string, script: string, args: readonly string[], marker: string): Promise<Target> {
+  const child = startProcess(process.execPath, [script, ...args]);
   const output = captureOutput(child);
+  const pattern = new RegExp(`${marker} (\\S+)`);
   const url = await new Promise<string>((resolveUrl, reject) => {
-    child.once('exit', (code) => reject(new Error(`the bench origin exited (${code}): ${output()}`)));
+    child.once('exit', (code) => reject(new Error(`${name} exited (${code}): ${output()}`)));
     child.stdout!.on('data', () => {
-      const match = /BENCH_ORIGIN (\S+)/.exec(output());
+      const match = pattern.exec(output());
       if (match !== null) resolveUrl(match[1]!);
     });
   });
-  return running('origin', url, child);
+  return running(name, url, child);
 }
 
 export interface StartOptions {

@@ -123,6 +123,7 @@ describe('bench: reading measurements', () => {
       ],
       samples: [2, 3, 2, 4, 2],
       timeDeltas: [1000, 500, 1000, 9000, 1000],
+      startTime: 0,
     };
     const times = selfTimes(profile);
     expect(times.map((t) => [t.name, t.location, t.area, t.selfMs])).toEqual([
@@ -134,6 +135,25 @@ describe('bench: reading measurements', () => {
     expect(areaOf('writeHead', 'node:_http_server')).toBe('node');
     expect(areaOf('writev', '')).toBe('socket-write');
     expect(areaOf('wasm-function[20]', 'wasm://wasm/00034eea')).toBe('other-deps');
+  });
+
+  it('counts only the samples inside the measured window, so start-up and filling stay out', () => {
+    const profile: CpuProfile = {
+      nodes: [
+        { id: 1, callFrame: { functionName: 'startUp', url: 'file:///x/dist/proxy/main.js', lineNumber: 0 } },
+        { id: 2, callFrame: { functionName: 'fastHit', url: 'file:///x/dist/proxy/fast-hit.js', lineNumber: 70 } },
+      ],
+      // Samples land at 5,000 + 1,000, 3,000, 5,000 and 7,000 µs on the monotonic clock.
+      samples: [1, 1, 2, 2],
+      timeDeltas: [1000, 2000, 2000, 2000],
+      startTime: 5000,
+    };
+    const times = selfTimes(profile, { fromUs: 9000, toUs: 12_000 });
+    expect(times.map((t) => [t.name, t.selfMs])).toEqual([['fastHit', 4]]);
+    expect(selfTimes(profile).map((t) => [t.name, t.selfMs])).toEqual([
+      ['fastHit', 4],
+      ['startUp', 3],
+    ]);
   });
 });
 

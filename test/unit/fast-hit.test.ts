@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { headerBlockFor, plainRequest } from '../../proxy/fast-hit.js';
+import { connectionNamesOthers, fieldsOriginDoesNotSee } from '../../proxy/upstream/forward-headers.js';
 import { testEntry } from '../helpers/entries.js';
 
 describe('what the fast hit path takes on', () => {
@@ -17,8 +18,8 @@ describe('what the fast hit path takes on', () => {
     const block = headerBlockFor(entry, 'edge');
     expect(block).not.toBe(false);
     if (block === false) return;
-    expect(block.names).toEqual(['content-type', 'content-length', 'link']);
-    expect(block.values).toEqual(['text/plain', '3', ['<a>', '<b>']]);
+    // Flat, as writeHead takes it; the Age and Cache-Status values are each answer's own.
+    expect(block.fields).toEqual(['content-type', 'text/plain', 'content-length', '3', 'link', ['<a>', '<b>'], 'age', '', 'cache-status', '']);
     expect(block.hitStatus).toBe('edge; hit; ttl=');
   });
 
@@ -31,5 +32,26 @@ describe('what the fast hit path takes on', () => {
     expect(headerBlockFor(testEntry({ key: 'k', status: 404, body: Buffer.from('abc'), headers: typed }), 'c')).not.toBe(false);
     const onDisk = testEntry({ key: 'k', body: { kind: 'file', path: '/nonexistent', length: 3 } as never, headers: typed });
     expect(headerBlockFor(onDisk, 'c')).toBe(false);
+  });
+});
+
+describe('the fields that send a request to the general path', () => {
+  const refused = new Set(['range', ...fieldsOriginDoesNotSee(['x-forwarded-host'])]);
+
+  it('refuses a request carrying a stripped or hop-by-hop field, whatever else it carries', () => {
+    for (const name of ['x-forwarded-host', 'te', 'upgrade', 'proxy-authorization', 'transfer-encoding', 'range']) {
+      expect(plainRequest('GET', { host: 'a', accept: '*/*', [name]: 'x' }, refused), name).toBe(false);
+    }
+  });
+
+  it('takes Connection and Keep-Alive alone: the origin not seeing them changes no key', () => {
+    expect(plainRequest('GET', { host: 'a', connection: 'keep-alive', 'keep-alive': 'timeout=5' }, refused)).toBe(true);
+    expect(connectionNamesOthers({ host: 'a', connection: 'keep-alive' })).toBe(false);
+  });
+
+  it('sees a Connection header that names a field the request carries', () => {
+    expect(connectionNamesOthers({ host: 'a', connection: 'accept-language', 'accept-language': 'fr' })).toBe(true);
+    // Naming a field that is not there removes nothing.
+    expect(connectionNamesOthers({ host: 'a', connection: 'accept-language' })).toBe(false);
   });
 });
