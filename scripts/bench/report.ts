@@ -34,6 +34,8 @@ export interface BurstSample {
   readonly originRequests: number;
   readonly wallMs: number;
   readonly maxLatencyMs: number;
+  /** From the first request written to the first answer's end (origin delay plus the time to start the fetch), when measured. */
+  readonly firstAnswerMs?: number;
   readonly errors: number;
 }
 
@@ -198,15 +200,19 @@ function onOffSection(scenario: Extract<ScenarioResult, { kind: 'on-off' }>): st
 }
 
 function burstSection(scenario: Extract<ScenarioResult, { kind: 'burst' }>): string {
+  const wall = (target: string) => median(scenario.samples.filter((s) => s.target === target).map((s) => s.wallMs));
+  const floor = wall(ORIGIN_DIRECT);
   const rows = targetsOf(scenario.samples).map((target) => {
     const mine = scenario.samples.filter((s) => s.target === target);
     return [
       target,
       String(mine[0]?.clients ?? 0),
       mine.map((s) => s.originRequests).join(', '),
-      ms(median(mine.map((s) => s.wallMs))),
+      ms(wall(target)),
+      ms(median(mine.map((s) => s.firstAnswerMs ?? NaN))),
       ms(median(mine.map((s) => s.maxLatencyMs))),
-      times(median(mine.map((s) => s.wallMs)) / scenario.originDelayMs),
+      times(wall(target) / scenario.originDelayMs),
+      times(ratio(wall(target), floor)),
       String(mine.reduce((sum, s) => sum + s.errors, 0)),
     ];
   });
@@ -214,7 +220,7 @@ function burstSection(scenario: Extract<ScenarioResult, { kind: 'burst' }>): str
     `### ${scenario.title}`,
     `A cold key per round; the origin answers after ${scenario.originDelayMs} ms. Burst time is from the first request sent to the last answer (median over rounds).`,
     '',
-    table(['target', 'clients', 'origin requests (each round)', 'burst time', 'slowest request', 'vs origin delay', 'errors'], rows),
+    table(['target', 'clients', 'origin requests (each round)', 'burst time', 'first answer', 'slowest request', 'vs origin delay', 'vs origin direct', 'errors'], rows),
     ...notes(scenario.notes),
   ].join('\n');
 }
