@@ -19,11 +19,13 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { detectGenerator, runBurst, runCount, runLoad, versionOf, writeWrkScripts, type Generator } from './bench/load.js';
+import { detectGenerator, runCount, runLoad, versionOf, writeWrkScripts, type Generator } from './bench/load.js';
 import { MEM_OBJECT_BYTES, PATHS, SLOW_DELAY_MS } from './bench/origin.js';
 import { killAllStartedSync, cpuSeconds, rssBytes, stopAllStarted } from './bench/procs.js';
 import { bars, LACQUER, ORIGIN_DIRECT, renderMarkdown, type BenchReport, type BurstSample, type MemorySample, type RunSample, type ScenarioResult } from './bench/report.js';
 import { PEER_BINARIES, STARTERS, startNodeFloor, startOrigin, type Target, type TargetName } from './bench/targets.js';
+import { measureBurst } from './bench/burst.js';
+import { startScraper } from './bench/scraper.js';
 import { zipfSequence } from './bench/zipf.js';
 
 interface Plan {
@@ -182,7 +184,7 @@ async function main(): Promise<void> {
       notes: ['The entry goes stale every second; a refresh that held a client up would show as a p99 near 50 ms. Origin requests should be about one per second of load.'],
     }),
   );
-  await run('hit-metrics', metricsScenario);
+  await run('hit-metrics', () => metricsScenario(context));
   await run('memory', () => memoryScenario(context));
 
   const report: BenchReport = {
@@ -217,6 +219,8 @@ interface ThroughputOptions {
   readonly connections: number;
   readonly prime: readonly string[];
   readonly notes?: string[];
+  /** Started with each warm-up and measured run of a target, stopped when it ends (e.g. a metrics scraper). */
+  readonly during?: (target: Target) => (() => Promise<void>) | undefined;
 }
 
 /** One scenario: prime and warm each target, then rounds of bounded runs, targets interleaved. */
@@ -233,16 +237,20 @@ async function throughputScenario(context: Context, options: ThroughputOptions):
   for (const target of options.targets) {
     // Two requests each: the first may fill the cache, the second must be answerable from it.
     for (const path of options.prime) for (let i = 0; i < 2; i++) await (await fetch(`${target.url}${path}`)).arrayBuffer();
+    const stopWarm = options.during?.(target);
     await runLoad(context.generator, spec(target, plan.warmSeconds), context.scripts);
+    await stopWarm?.();
   }
   const samples: RunSample[] = [];
   for (let round = 1; round <= plan.rounds; round++) {
     for (const target of options.targets) {
       const pids = target.pids();
       const originBefore = await originTotal(context.origin);
+      const stopDuring = options.during?.(target);
       const cpuBefore = cpuSeconds(pids);
       const load = await runLoad(context.generator, spec(target, plan.runSeconds), context.scripts);
       const cpu = cpuSeconds(pids) - cpuBefore;
+      await stopDuring?.();
       const originRequests = (await originTotal(context.origin)) - originBefore;
       samples.push({ round, target: target.name, load, cpuSeconds: cpu, originRequests });
       log(`  round ${round} ${target.name}: ${Math.round(load.rps)} req/s, p50 ${load.p50Ms.toFixed(2)} ms, p99 ${load.p99Ms.toFixed(2)} ms, ${((cpu * 1e6) / Math.max(1, load.requests)).toFixed(1)} µs CPU/req, ${load.errors} errors, ${originRequests} origin reqs`);
@@ -275,21 +283,37 @@ async function zipfScenario(context: Context): Promise<ScenarioResult> {
   });
 }
 
-/** 200 clients at once on a key nobody has asked for, with an origin that takes 200 ms. */
+/**
+ * 200 clients at once on a key nobody has asked for, with an origin that
+ * takes 200 ms. The connections are opened and warmed before the clock
+ * starts (scripts/bench/burst.ts), so the burst time is what the server
+ * does between the first request and the last answer.
+ */
 async function burstScenario(context: Context): Promise<ScenarioResult> {
   const { plan, log } = context;
   log('scenario coalesce: cold-key burst');
   const samples: BurstSample[] = [];
   // The origin direct is the floor of this measurement: 200 clients each waiting on its own 200 ms answer, with no cache between.
   const burstTargets = [{ ...context.origin, name: ORIGIN_DIRECT }, ...context.targets];
+  // The warm-up path must be cheap everywhere: a hit on the caches.
+  for (const target of burstTargets) for (let i = 0; i < 2; i++) await (await fetch(`${target.url}${PATHS.hit1k}`)).arrayBuffer();
   for (let round = 1; round <= plan.rounds; round++) {
     for (const target of burstTargets) {
       // Target names may hold spaces and brackets ("origin (direct)"): only URL-safe characters go into the path.
       const path = PATHS.slow(`${target.name.replace(/[^A-Za-z0-9-]+/g, '-')}-${round}-${Date.now()}`);
-      const { result, spanMs: wallMs } = await runBurst(target.url, path, plan.burstClients);
-      const originRequests = await originCount(context.origin, path);
-      samples.push({ round, target: target.name, clients: plan.burstClients, originRequests, wallMs, maxLatencyMs: result.latency.max, errors: result.errors + result.timeouts + result.non2xx });
-      log(`  round ${round} ${target.name}: ${originRequests} origin request(s), burst ${wallMs.toFixed(0)} ms, slowest ${result.latency.max} ms`);
+      let sample: BurstSample;
+      try {
+        const burst = await measureBurst({ url: target.url, warmPath: PATHS.hit1k, path, clients: plan.burstClients });
+        const originRequests = await originCount(context.origin, path);
+        sample = { round, target: target.name, clients: plan.burstClients, originRequests, wallMs: burst.spanMs, maxLatencyMs: burst.slowestMs, firstAnswerMs: burst.firstAnswerMs, errors: burst.non2xx };
+        log(`  round ${round} ${target.name}: requests written over ${burst.writeMs.toFixed(1)} ms, first answer after ${burst.firstAnswerMs.toFixed(1)} ms`);
+      } catch (error) {
+        // A burst that fails is recorded as one (its time unknown), not allowed to end the whole bench.
+        log(`  round ${round} ${target.name}: failed: ${error instanceof Error ? error.message : String(error)}`);
+        sample = { round, target: target.name, clients: plan.burstClients, originRequests: await originCount(context.origin, path), wallMs: NaN, maxLatencyMs: NaN, errors: plan.burstClients };
+      }
+      samples.push(sample);
+      log(`  round ${round} ${target.name}: ${sample.originRequests} origin request(s), burst ${sample.wallMs.toFixed(1)} ms, slowest ${sample.maxLatencyMs.toFixed(1)} ms, ${sample.errors} errors`);
     }
   }
   return {
@@ -299,25 +323,67 @@ async function burstScenario(context: Context): Promise<ScenarioResult> {
     originDelayMs: SLOW_DELAY_MS,
     samples,
     notes: [
-      'Burst time runs from the first request written to the last response read, rebuilt from autocannon’s per-response timings.',
-      'autocannon starts each request’s clock when it creates the connection, so the burst time includes opening 200 connections and reading 200 answers in one Node process. The origin direct row (every client waits on the origin itself, no cache between) shows what that costs with no proxy at all: compare each target with it as well as with the origin delay.',
+      `Each client first opens a keep-alive connection and fetches ${PATHS.hit1k} (a hit) on it; then all ${plan.burstClients} requests for the cold key are written at once, and the burst time runs from the first written to the end of the last response. Connection setup is outside the measurement.`,
+      'The origin direct row (every client waits on the origin itself, no cache between) is the floor: what 200 answers after 200 ms cost the origin and the client with no proxy at all.',
+      'The slowest request is timed from its own request written to its response’s end.',
     ],
   };
 }
 
+const METRICS_OFF = 'lacquer (metrics off)';
+const SCRAPE_INTERVAL_MS = 1000;
+
 /**
- * Hook for the "hit with metrics enabled" scenario. Metrics are built on
- * another branch; once they exist, start a second Lacquer with metrics
- * switched on (TODO(metrics): its config key) and run the 1 KiB hit
- * scenario against it next to the plain one, reporting the ratio.
+ * The 1 KiB hit with metrics on (the bench's Lacquer, at its default) and
+ * off (a second Lacquer started with `metrics.enabled: false`), runs
+ * interleaved. While the metrics-on side runs, a scraper reads its /metrics
+ * every second, so rendering the registry counts too.
  */
-function metricsScenario(): ScenarioResult {
-  return {
-    kind: 'not-run',
-    id: 'hit-metrics',
-    title: '1 KiB hit with metrics enabled',
-    notes: ['Not run: this checkout has no metrics to enable yet (TODO(metrics) in scripts/bench.ts, metricsScenario).'],
-  };
+async function metricsScenario(context: Context): Promise<ScenarioResult> {
+  const title = '1 KiB hit, metrics on vs off';
+  const on = context.targets.find((target) => target.name === LACQUER);
+  if (on?.adminUrl === undefined) return { kind: 'not-run', id: 'hit-metrics', title, notes: ['Not run: Lacquer is not among the targets.'] };
+  const off = await STARTERS.lacquer({ originUrl: context.origin.url, tmpDir: context.tmpDir, cacheBytes: GIB, label: METRICS_OFF, metrics: false });
+  context.log(`${METRICS_OFF} at ${off.url}`);
+  let scrapes = 0;
+  let failures = 0;
+  let bytes = 0;
+  try {
+    const scenario = await throughputScenario(context, {
+      id: 'hit-metrics',
+      title,
+      path: PATHS.hit1k,
+      targets: [on, off],
+      connections: context.plan.connections,
+      prime: [PATHS.hit1k],
+      during: (target) => {
+        if (target !== on) return undefined;
+        const scraper = startScraper(`${on.adminUrl}/metrics`, SCRAPE_INTERVAL_MS);
+        return async () => {
+          const tally = await scraper.stop();
+          scrapes += tally.scrapes;
+          failures += tally.failures;
+          bytes += tally.bytes;
+        };
+      },
+    });
+    if (scenario.kind !== 'throughput') return scenario;
+    return {
+      kind: 'on-off',
+      id: 'hit-metrics',
+      title,
+      connections: scenario.connections,
+      on: LACQUER,
+      off: METRICS_OFF,
+      samples: scenario.samples,
+      notes: [
+        `The metrics-on side is the bench's Lacquer at its defaults; the off side is a second Lacquer, the same build, with \`metrics.enabled: false\` (no /metrics, no per-request recording).`,
+        `During every warm-up and measured run of the on side, a scraper in the bench process read its /metrics every ${SCRAPE_INTERVAL_MS / 1000} s (far more often than a usual Prometheus interval): ${scrapes} scrapes, ${failures} failed, ${bytes > 0 && scrapes > 0 ? `${Math.round(bytes / scrapes).toLocaleString('en-US')} bytes each` : 'no body read'}.`,
+      ],
+    };
+  } finally {
+    await off.stop();
+  }
 }
 
 /** RSS growth of a fresh Lacquer (and Varnish) filled with N objects of 10 KiB; nginx keeps its cache in files, so its RSS says nothing. */

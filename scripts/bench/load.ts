@@ -7,7 +7,7 @@ import { captureOutput, startProcess } from './procs.js';
 /**
  * The load generators: wrk when installed (it costs the box less CPU per
  * request than a Node client), autocannon otherwise. Every run is bounded
- * in time; fills and bursts are bounded in count.
+ * in time; fills are bounded in count (bursts: scripts/bench/burst.ts).
  */
 
 export type Generator = 'wrk' | 'autocannon';
@@ -100,32 +100,7 @@ export async function runCount(url: string, paths: readonly string[], amount: nu
   return autocannonRun({ url, connections, amount, paths });
 }
 
-export interface BurstResult {
-  readonly result: autocannon.Result;
-  /** From the first request written to the last response read, ms (from autocannon's per-response timings). */
-  readonly spanMs: number;
-}
-
-/**
- * `clients` connections each sending one request at once. autocannon's own
- * duration ends on its one-second sampling tick, so the span is rebuilt
- * from each response's arrival time minus its latency.
- */
-export async function runBurst(url: string, path: string, clients: number): Promise<BurstResult> {
-  let firstSent = Infinity;
-  let lastAnswered = -Infinity;
-  const result = await autocannonRun({ url, connections: clients, amount: clients, paths: [path] }, (responseTime) => {
-    const now = performance.now();
-    firstSent = Math.min(firstSent, now - responseTime);
-    lastAnswered = Math.max(lastAnswered, now);
-  });
-  return { result, spanMs: lastAnswered - firstSent };
-}
-
-function autocannonRun(
-  options: { url: string; connections: number; duration?: number; amount?: number; paths?: readonly string[] },
-  onResponse?: (responseTimeMs: number) => void,
-): Promise<autocannon.Result> {
+function autocannonRun(options: { url: string; connections: number; duration?: number; amount?: number; paths?: readonly string[] }): Promise<autocannon.Result> {
   const paths = options.paths;
   let next = 0;
   const requests =
@@ -140,7 +115,7 @@ function autocannonRun(
           },
         ];
   return new Promise((resolve, reject) => {
-    const instance = autocannon(
+    autocannon(
       {
         url: options.url,
         connections: options.connections,
@@ -150,7 +125,6 @@ function autocannonRun(
       },
       (error, result) => (error ? reject(error as Error) : resolve(result)),
     );
-    if (onResponse !== undefined) instance.on('response', (_client, _status, _bytes, responseTime) => onResponse(responseTime));
   });
 }
 

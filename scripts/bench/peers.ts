@@ -111,6 +111,8 @@ http {
 
 export interface LacquerOptions {
   readonly memoryBytes: number;
+  /** false writes `metrics.enabled: false`; absent or true leaves Lacquer's default (metrics on). */
+  readonly metrics?: boolean;
 }
 
 /** The YAML Lacquer reads; listen, admin and origin are given as flags, as a user would. */
@@ -121,5 +123,5 @@ cache:
     maxSize: ${options.memoryBytes}
 log:
   level: silent
-`;
+${options.metrics === false ? 'metrics:\n  enabled: false\n' : ''}`;
 }

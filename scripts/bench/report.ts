@@ -34,6 +34,8 @@ export interface BurstSample {
   readonly originRequests: number;
   readonly wallMs: number;
   readonly maxLatencyMs: number;
+  /** From the first request written to the first answer's end (origin delay plus the time to start the fetch), when measured. */
+  readonly firstAnswerMs?: number;
   readonly errors: number;
 }
 
@@ -49,6 +51,8 @@ export type ScenarioResult =
   | { readonly kind: 'throughput'; readonly id: string; readonly title: string; readonly connections: number; readonly samples: RunSample[]; readonly notes: string[] }
   | { readonly kind: 'burst'; readonly id: string; readonly title: string; readonly originDelayMs: number; readonly samples: BurstSample[]; readonly notes: string[] }
   | { readonly kind: 'memory'; readonly id: string; readonly title: string; readonly samples: MemorySample[]; readonly notes: string[] }
+  /** One build measured with a feature on and off (targets `on` and `off`), interleaved. */
+  | { readonly kind: 'on-off'; readonly id: string; readonly title: string; readonly connections: number; readonly on: string; readonly off: string; readonly samples: RunSample[]; readonly notes: string[] }
   | { readonly kind: 'not-run'; readonly id: string; readonly title: string; readonly notes: string[] };
 
 export interface BenchReport {
@@ -163,36 +167,52 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
   return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n');
 }
 
+/** Every ratio of one summary to another, `a / b`. */
+export function ratios(a: ThroughputSummary, b: ThroughputSummary): string {
+  return `req/s ${times(ratio(a.rps, b.rps))}, p50 ${times(ratio(a.p50Ms, b.p50Ms))}, p99 ${times(ratio(a.p99Ms, b.p99Ms))}, CPU/req ${times(ratio(a.cpuUsPerRequest, b.cpuUsPerRequest))}`;
+}
+
+/** The per-target table of a throughput run, and the most runs any target had. */
+function throughputTable(samples: readonly RunSample[]): { text: string; runs: number } {
+  const summaries = targetsOf(samples).map((target) => [target, summarize(samples, target)!] as const);
+  const rows = summaries.map(([target, s]) => [target, num(s.rps), ms(s.p50Ms), ms(s.p99Ms), Number.isFinite(s.cpuUsPerRequest) ? s.cpuUsPerRequest.toFixed(1) : '—', String(s.errors), String(s.originRequests), String(s.runs)]);
+  return { text: table(['target', 'req/s', 'p50', 'p99', 'CPU µs/req', 'errors', 'origin reqs', 'runs'], rows), runs: Math.max(0, ...summaries.map(([, s]) => s.runs)) };
+}
+
 function throughputSection(scenario: Extract<ScenarioResult, { kind: 'throughput' }>): string {
   const targets = targetsOf(scenario.samples);
-  const rows = targets.map((target) => {
-    const s = summarize(scenario.samples, target)!;
-    return [target, num(s.rps), ms(s.p50Ms), ms(s.p99Ms), Number.isFinite(s.cpuUsPerRequest) ? s.cpuUsPerRequest.toFixed(1) : '—', String(s.errors), String(s.originRequests), String(s.runs)];
-  });
-  const lines = [table(['target', 'req/s', 'p50', 'p99', 'CPU µs/req', 'errors', 'origin reqs', 'runs'], rows)];
+  const { text, runs } = throughputTable(scenario.samples);
+  const lines = [text];
   const mine = summarize(scenario.samples, LACQUER);
   if (mine !== undefined && targets.length > 1) {
     lines.push('');
-    for (const peer of targets.filter((t) => t !== LACQUER)) {
-      const theirs = summarize(scenario.samples, peer)!;
-      lines.push(
-        `- Lacquer vs ${peer}: req/s ${times(ratio(mine.rps, theirs.rps))}, p50 ${times(ratio(mine.p50Ms, theirs.p50Ms))}, p99 ${times(ratio(mine.p99Ms, theirs.p99Ms))}, CPU/req ${times(ratio(mine.cpuUsPerRequest, theirs.cpuUsPerRequest))}`,
-      );
-    }
+    for (const peer of targets.filter((t) => t !== LACQUER)) lines.push(`- Lacquer vs ${peer}: ${ratios(mine, summarize(scenario.samples, peer)!)}`);
   }
-  return [`### ${scenario.title}`, `${scenario.connections} connections; medians of ${Math.max(0, ...rows.map((r) => Number(r[7])))} interleaved runs.`, '', ...lines, ...notes(scenario.notes)].join('\n');
+  return [`### ${scenario.title}`, `${scenario.connections} connections; medians of ${runs} interleaved runs.`, '', ...lines, ...notes(scenario.notes)].join('\n');
+}
+
+function onOffSection(scenario: Extract<ScenarioResult, { kind: 'on-off' }>): string {
+  const { text, runs } = throughputTable(scenario.samples);
+  const on = summarize(scenario.samples, scenario.on);
+  const off = summarize(scenario.samples, scenario.off);
+  const verdict = on !== undefined && off !== undefined ? `- on / off: ${ratios(on, off)}` : '- on / off: not measured (a side has no runs)';
+  return [`### ${scenario.title}`, `${scenario.connections} connections; medians of ${runs} interleaved runs.`, '', text, '', verdict, ...notes(scenario.notes)].join('\n');
 }
 
 function burstSection(scenario: Extract<ScenarioResult, { kind: 'burst' }>): string {
+  const wall = (target: string) => median(scenario.samples.filter((s) => s.target === target).map((s) => s.wallMs));
+  const floor = wall(ORIGIN_DIRECT);
   const rows = targetsOf(scenario.samples).map((target) => {
     const mine = scenario.samples.filter((s) => s.target === target);
     return [
       target,
       String(mine[0]?.clients ?? 0),
       mine.map((s) => s.originRequests).join(', '),
-      ms(median(mine.map((s) => s.wallMs))),
+      ms(wall(target)),
+      ms(median(mine.map((s) => s.firstAnswerMs ?? NaN))),
       ms(median(mine.map((s) => s.maxLatencyMs))),
-      times(median(mine.map((s) => s.wallMs)) / scenario.originDelayMs),
+      times(wall(target) / scenario.originDelayMs),
+      times(ratio(wall(target), floor)),
       String(mine.reduce((sum, s) => sum + s.errors, 0)),
     ];
   });
@@ -200,7 +220,7 @@ function burstSection(scenario: Extract<ScenarioResult, { kind: 'burst' }>): str
     `### ${scenario.title}`,
     `A cold key per round; the origin answers after ${scenario.originDelayMs} ms. Burst time is from the first request sent to the last answer (median over rounds).`,
     '',
-    table(['target', 'clients', 'origin requests (each round)', 'burst time', 'slowest request', 'vs origin delay', 'errors'], rows),
+    table(['target', 'clients', 'origin requests (each round)', 'burst time', 'first answer', 'slowest request', 'vs origin delay', 'vs origin direct', 'errors'], rows),
     ...notes(scenario.notes),
   ].join('\n');
 }
@@ -230,6 +250,8 @@ export function renderMarkdown(report: BenchReport): string {
         return burstSection(scenario);
       case 'memory':
         return memorySection(scenario);
+      case 'on-off':
+        return onOffSection(scenario);
       case 'not-run':
         return [`### ${scenario.title}`, '', ...scenario.notes.map((note) => `- ${note}`)].join('\n');
     }

@@ -13,6 +13,8 @@ export interface Target {
   stop(): Promise<void>;
   /** The configuration it was started with, for the report. */
   readonly config?: string;
+  /** Lacquer's admin listener (health, /metrics). */
+  readonly adminUrl?: string;
 }
 
 export type TargetName = 'lacquer' | 'varnish' | 'nginx';
@@ -59,6 +61,8 @@ export interface StartOptions {
   readonly label?: string;
   /** Another build's dist/proxy/cli.js, to measure a change against (default: this checkout's). */
   readonly cliPath?: string;
+  /** Lacquer only: false starts it with metrics disabled (default: its own default, on). */
+  readonly metrics?: boolean;
 }
 
 /** Lacquer as users run it: the built CLI in a child process. */
@@ -67,15 +71,16 @@ export async function startLacquer(options: StartOptions): Promise<Target> {
   const dir = join(options.tmpDir, `lacquer-${port}`);
   mkdirSync(dir, { recursive: true });
   const configFile = join(dir, 'lacquer.yaml');
-  writeFileSync(configFile, lacquerConfig({ memoryBytes: options.cacheBytes }));
+  writeFileSync(configFile, lacquerConfig({ memoryBytes: options.cacheBytes, ...(options.metrics === undefined ? {} : { metrics: options.metrics }) }));
   const child = startProcess(
     process.execPath,
     [...(options.nodeArgs ?? []), resolve(options.cliPath ?? 'dist/proxy/cli.js'), '--config', configFile, '--origin', options.originUrl, '--listen', `${LOOPBACK}:${port}`, '--admin', `${LOOPBACK}:${adminPort}`],
     { cwd: dir },
   );
   const output = captureOutput(child);
-  await waitForHttp(`http://${LOOPBACK}:${adminPort}/readyz`, child, output);
-  return running(options.label ?? 'lacquer', `http://${LOOPBACK}:${port}`, child, readFileSync(configFile, 'utf8'));
+  const adminUrl = `http://${LOOPBACK}:${adminPort}`;
+  await waitForHttp(`${adminUrl}/readyz`, child, output);
+  return { ...running(options.label ?? 'lacquer', `http://${LOOPBACK}:${port}`, child, readFileSync(configFile, 'utf8')), adminUrl };
 }
 
 export async function startVarnish(options: StartOptions): Promise<Target> {
