@@ -512,7 +512,9 @@ export class Flow {
       return { status: response.status, headers, body: null, outcome };
     }
     // A Buffer body is given a default Content-Type by the writer (server.ts) when it has no valid one; a streamed body is not.
-    const whole = MEDIA_TYPE.test(headerValue(headers, 'content-type') ?? '') ? arrivedWhole(response.body, headerValue(headers, 'content-length')) : undefined;
+    // A repeated Content-Type reaches the writer as a list, which it never reads as valid, so only a single field qualifies.
+    const contentType = headers['content-type'];
+    const whole = typeof contentType === 'string' && MEDIA_TYPE.test(contentType) ? arrivedWhole(response.body, headerValue(headers, 'content-length')) : undefined;
     return { status: response.status, headers, body: whole ?? response.body, outcome };
   }
 

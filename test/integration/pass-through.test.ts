@@ -13,6 +13,7 @@ describe('uncacheable answers passed through', () => {
     ['no Content-Type', undefined],
     ['a Content-Type that is not a media type', 'nonsense'],
     ['a Content-Type list', ['text/plain', 'text/html']],
+    ['a Content-Type list whose first member has parameters', ['text/plain; charset=utf-8', 'text/html']],
   ])('keeps %s as the origin sent it, for the first request and for later ones (hit-for-miss)', async (_name, contentType) => {
     const p = await rig.start((_request, response) => {
       if (contentType !== undefined) response.setHeader('content-type', contentType);
