@@ -25,8 +25,8 @@ import type { Store } from './store/store.js';
  * untouched, and the request takes the general path: other methods (PURGE
  * included), conditional and Range requests, a request Cache-Control or
  * Pragma, Authorization, a request body, a miss, a stale entry, a body on
- * disk, a response the framework would change on its way out (no
- * Content-Type, a Content-Length that is not the body's, a bodiless status).
+ * disk, a response the framework would change on its way out (a
+ * Content-Length that is not the body's, a bodiless status).
  */
 
 export interface FastHitOptions {
@@ -98,15 +98,15 @@ function plainStatus(status: number): boolean {
 
 /**
  * The header block for an entry, or false when the general path must
- * answer it. The framework adds a Content-Type to a body that has none and
- * corrects a Content-Length that is not the body's, so only entries it
- * would send unchanged are answered here.
+ * answer it. The framework corrects a Content-Length that is not the
+ * body's, so only entries it would send unchanged are answered here (a
+ * missing or odd Content-Type it leaves as stored: server.ts).
  */
 export function headerBlockFor(entry: Entry, cacheName: string): HeaderBlock | false {
   const body = entry.body;
   if (!Buffer.isBuffer(body) || !plainStatus(entry.status)) return false;
   const headers = entry.headers;
-  if (headers['content-type'] === undefined || headers['content-length'] !== String(body.length)) return false;
+  if (headers['content-length'] !== String(body.length)) return false;
   const fields: (string | string[])[] = [];
   for (const name in headers) {
     // Age and Cache-Status are this response's own (deliver.ts); stored entries never carry them, but be sure.

@@ -511,10 +511,7 @@ export class Flow {
       response.body.resume();
       return { status: response.status, headers, body: null, outcome };
     }
-    // A Buffer body is given a default Content-Type by the writer (server.ts) when it has no valid one; a streamed body is not.
-    // A repeated Content-Type reaches the writer as a list, which it never reads as valid, so only a single field qualifies.
-    const contentType = headers['content-type'];
-    const whole = typeof contentType === 'string' && MEDIA_TYPE.test(contentType) ? arrivedWhole(response.body, headerValue(headers, 'content-length')) : undefined;
+    const whole = arrivedWhole(response.body, headerValue(headers, 'content-length'));
     return { status: response.status, headers, body: whole ?? response.body, outcome };
   }
 
@@ -522,9 +519,6 @@ export class Flow {
     return plainDelivery(error.status, error.message, 'error', cacheStatus(this.#config.cache.name, withFacts(facts, { detail: error.code.toLowerCase() })));
   }
 }
-
-/** A Content-Type that starts with a valid `type/subtype` (RFC 9110 §8.3.1): the writer keeps it as it is. */
-const MEDIA_TYPE = /^\s*[\w!#$%&'*+.^`|~-]+\/[\w!#$%&'*+.^`|~-]+\s*(?:;|$)/;
 
 function isConditional(headers: HeaderMap): boolean {
   for (const name of CONDITIONAL_FIELDS) if (headers[name] !== undefined) return true;

@@ -1,4 +1,5 @@
 import { METHODS as httpMethods, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Config } from '../config/types.js';
 import type { Delivery } from './deliver.js';
@@ -6,7 +7,7 @@ import { requestChannel, type RequestEvent } from './events.js';
 import { originTransportError } from './errors.js';
 import { createFastHit } from './fast-hit.js';
 import { Flow, type FlowDependencies, type ProxyRequest } from './flow.js';
-import type { HeaderMap } from './http/headers.js';
+import { isSingleMediaType, type HeaderMap } from './http/headers.js';
 import { interimToForward } from './upstream/interim.js';
 
 /**
@@ -167,5 +168,22 @@ function send(reply: FastifyReply, delivery: Delivery): FastifyReply {
     const value = delivery.headers[name];
     if (value !== undefined) reply.header(name, value);
   }
-  return reply.send(delivery.body ?? undefined);
+  return reply.send(bodyAsSent(reply, delivery));
+}
+
+/**
+ * The body in the form that keeps the origin's Content-Type. Fastify gives
+ * a Buffer body without a single valid media type one of its own
+ * (application/octet-stream), over a missing, malformed or repeated field;
+ * a stream it leaves alone. A proxy passes the field on as it came: a
+ * recipient may assume octet-stream itself (RFC 9110 §8.3), a cache must
+ * not write it in. So such a body, which is rare, goes out as a stream.
+ */
+function bodyAsSent(reply: FastifyReply, delivery: Delivery): Buffer | Readable | undefined {
+  const body = delivery.body;
+  if (body === null) return undefined;
+  if (!Buffer.isBuffer(body) || isSingleMediaType(delivery.headers['content-type'])) return body;
+  // Fastify sizes a Buffer itself; a stream it would send chunked.
+  if (delivery.headers['content-length'] === undefined) reply.header('content-length', String(body.length));
+  return Readable.from([body], { objectMode: false });
 }

@@ -59,3 +59,15 @@ export function unquote(value: string): string {
 
 /** Parses an HTTP-date (RFC 9110 §5.6.7); NaN when it is not one. See date.ts. */
 export { parseHttpDate } from './date.js';
+
+/**
+ * Whether a Content-Type field value is one `type/subtype` with optional
+ * parameters (RFC 9110 §8.3.1), given as a single field: a value the
+ * framework's writer keeps as it is. It replaces anything else on a Buffer
+ * body with application/octet-stream.
+ */
+export function isSingleMediaType(value: string | string[] | undefined): value is string {
+  return typeof value === 'string' && MEDIA_TYPE.test(value);
+}
+
+const MEDIA_TYPE = /^\s*[\w!#$%&'*+.^`|~-]+\/[\w!#$%&'*+.^`|~-]+\s*(?:;|$)/;

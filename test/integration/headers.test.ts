@@ -121,3 +121,26 @@ describe('headers at the proxy boundaries (RFC 9110 §7.6)', () => {
     expect(stored?.tags).toEqual(['a', 'b', 'c']);
   });
 });
+
+describe('Content-Type as the origin sent it (RFC 9110 §8.3)', () => {
+  // A recipient may assume application/octet-stream for a body without one; a proxy must not write that in, nor rewrite a repeated field.
+  it.each([
+    ['no Content-Type', undefined],
+    ['a Content-Type that is not a media type', 'nonsense'],
+    ['a repeated Content-Type', ['text/plain; charset=utf-8', 'text/html']],
+  ])('keeps %s on the miss that stores the answer and on the hits that follow', async (_name, contentType) => {
+    const p = await rig.start((_request, response) => {
+      if (contentType !== undefined) response.setHeader('content-type', contentType);
+      response.writeHead(200, { 'cache-control': 'max-age=60', 'content-length': '5' });
+      response.end('bytes');
+    });
+    for (let i = 0; i < 3; i++) {
+      const answer = await p.fetch('/typed-as-sent');
+      expect(answer.body).toBe('bytes');
+      expect(answer.headers['content-type']).toEqual(contentType);
+      expect(answer.headers['content-length']).toBe('5');
+      expect(answer.headers['cache-status']).toContain(i === 0 ? 'stored' : 'hit');
+    }
+    expect(rig.origin.hits('/typed-as-sent')).toBe(1);
+  });
+});
