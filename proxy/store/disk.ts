@@ -58,18 +58,25 @@ export type DiskChange =
   | { readonly kind: 'stored'; readonly metaId: string; readonly record: MetaRecord }
   | { readonly kind: 'removed'; readonly key: string; readonly variant: string; readonly metaId: string };
 
-/** One stored variant as the index holds it. */
+/**
+ * One stored variant as the index holds it. `entry` is either the index's
+ * own copy, its body the file, or the very object the memory tier holds
+ * (its body the bytes in memory): a variant in both tiers keeps its
+ * metadata once. The memory tier hands such an object back (unshare) when
+ * it lets go of it, and the index then makes its own copy, so the index
+ * never keeps bytes alive that the memory tier has dropped.
+ */
 interface Stored {
   readonly entry: Entry;
   readonly metaId: string;
   readonly bodyId: string;
   readonly written: number;
+  /** The body file's CRC-32 as a signed 32-bit integer (`| 0`): V8 keeps that as a small integer, where values past 2^31 would each be boxed. */
+  readonly crc: number;
 }
 
 interface KeyRecord {
   readonly stored: readonly Stored[];
-  /** The entries of `stored`, built once per change so a lookup allocates nothing. */
-  readonly entries: readonly Entry[];
   /** The move count (DiskStore #moves) when the key last went to the back of the LRU order. */
   moved: number;
 }
@@ -103,8 +110,6 @@ export class DiskStore implements StreamingStore, BodyOwner {
   #entries = 0;
   /** Body id → index records and writes holding it; at zero the file is removed. */
   readonly #refs = new Map<string, number>();
-  /** Buffers known to be stored in a body file, so storing one again writes metadata only (soft purge, freshening). */
-  readonly #buffers = new WeakMap<Buffer, { id: string; crc: number }>();
   /** Key → stamp of its last delete, kept while writes or the boot scan might still add an older copy. */
   readonly #deleted = new Map<string, number>();
   /** Temporary files this process is writing; the boot scan leaves them alone. */
@@ -153,7 +158,8 @@ export class DiskStore implements StreamingStore, BodyOwner {
       if (live.stored.length === 0) return undefined;
     }
     this.touch(key);
-    return live.entries;
+    // An array per lookup, not one kept per key: the tiered store asks here only for keys memory cannot answer (bodies then come from files).
+    return live.stored.map((stored) => stored.entry);
   }
 
   /** How many variants the index holds for a key (the tiered store checks memory against it). */
@@ -180,25 +186,62 @@ export class DiskStore implements StreamingStore, BodyOwner {
 
   /** Whether this exact entry object is the one indexed for its variant. */
   holds(entry: Entry): boolean {
-    return this.#keys.get(entry.key)?.entries.includes(entry) ?? false;
+    return this.#keys.get(entry.key)?.stored.some((stored) => stored.entry === entry) ?? false;
   }
 
   /** The indexed entry for a key and variant, if any. */
   current(key: string, variant: string): Entry | undefined {
-    return this.#keys.get(key)?.entries.find((entry) => entry.variant === variant);
+    return this.#keys.get(key)?.stored.find((stored) => stored.entry.variant === variant)?.entry;
   }
 
-  /** Records that `buffer` holds the bytes of `body` (after reading it into memory). */
-  remember(buffer: Buffer, body: FileBody): void {
-    this.#buffers.set(buffer, { id: idOf(body.path), crc: body.crc });
+  /**
+   * Lets the memory tier hold an indexed entry with its body read back into
+   * memory: the index keeps that same object from now on (see Stored).
+   * Answers it, or undefined when the entry is no longer the indexed one.
+   */
+  share(entry: Entry, bytes: Buffer): Entry | undefined {
+    const record = this.#keys.get(entry.key);
+    const at = record?.stored.findIndex((stored) => stored.entry === entry) ?? -1;
+    if (record === undefined || at < 0 || bytes.length !== entry.body.length) return undefined;
+    if (Buffer.isBuffer(entry.body)) return entry;
+    const shared = withBody(entry, bytes);
+    this.#replaceAt(entry.key, record, at, shared);
+    return shared;
+  }
+
+  /**
+   * The memory tier let go of an entry (or did not take it): if the index
+   * shares that object, it takes a copy of its own whose body is the file,
+   * so the bytes can go. Nothing else changes: the variant is still stored.
+   */
+  unshare(entry: Entry): void {
+    const body = entry.body;
+    if (!Buffer.isBuffer(body)) return;
+    const record = this.#keys.get(entry.key);
+    const at = record?.stored.findIndex((stored) => stored.entry === entry) ?? -1;
+    if (record === undefined || at < 0) return;
+    const stored = record.stored[at]!;
+    this.#replaceAt(entry.key, record, at, this.#indexedEntry(entry, { id: stored.bodyId, length: body.length, crc: stored.crc >>> 0 }));
+  }
+
+  /** The same variants, the one at `at` described by another object for the same stored files. */
+  #replaceAt(key: string, record: KeyRecord, at: number, entry: Entry): void {
+    const stored = record.stored.map((item, i) => (i === at ? { entry, metaId: item.metaId, bodyId: item.bodyId, written: item.written, crc: item.crc } : item));
+    // Map.set on a present key keeps its place in the LRU order.
+    this.#keys.set(key, recordOf(stored, record.moved));
   }
 
   async set(entry: Entry): Promise<void> {
     await this.store(entry);
   }
 
-  /** Stores an entry; answers the entry as indexed (its body a file), or undefined when it was not stored. */
-  async store(entry: Entry): Promise<Entry | undefined> {
+  /**
+   * Stores an entry; answers the entry as indexed, or undefined when it was
+   * not stored. With `share`, an entry whose body is in memory is indexed as
+   * it is, to be handed to the memory tier (which must `unshare` it when it
+   * lets go of it, or refuses it); otherwise the index keeps a copy whose body is the file.
+   */
+  async store(entry: Entry, share = false): Promise<Entry | undefined> {
     if (entry.size > this.#options.maxSize || entry.body.length > this.maxObjectSize) return undefined;
     if (this.#unusable !== undefined) throw this.#unusable;
     if (this.#closed) throw new Error('disk store is closed');
@@ -225,8 +268,8 @@ export class DiskStore implements StreamingStore, BodyOwner {
         this.#unlink(pathOf(this.#options.dir, metaId, 'meta'));
         return peer.entry;
       }
-      const indexed = this.#indexedEntry(meta, body);
-      this.#add({ entry: indexed, metaId, bodyId: body.id, written });
+      const indexed = share && Buffer.isBuffer(entry.body) ? entry : this.#indexedEntry(meta, body);
+      this.#add({ entry: indexed, metaId, bodyId: body.id, written, crc: body.crc | 0 });
       this.#options.shared?.announce({ kind: 'stored', metaId, record: { entry: meta, body, written } });
       return indexed;
     } finally {
@@ -337,8 +380,9 @@ export class DiskStore implements StreamingStore, BodyOwner {
       if (!this.#holdIfStored(id)) throw new Error(`body file ${body.path} is no longer stored`);
       return { id, length: body.length, crc: body.crc };
     }
-    const known = this.#buffers.get(body);
-    if (known !== undefined && this.#holdIfStored(known.id)) return { id: known.id, length: body.length, crc: known.crc };
+    // An entry the memory tier shares with the index, stored again (soft purge, freshening): its bytes are in a file already.
+    const known = this.#keys.get(entry.key)?.stored.find((item) => item.entry.body === body);
+    if (known !== undefined && this.#holdIfStored(known.bodyId)) return { id: known.bodyId, length: body.length, crc: known.crc >>> 0 };
     const id = newId();
     if (this.#booting) this.#fresh.add(id);
     this.#ref(id);
@@ -348,9 +392,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
       this.release(id);
       throw error;
     }
-    const crc = crc32(body);
-    this.#buffers.set(body, { id, crc });
-    return { id, length: body.length, crc };
+    return { id, length: body.length, crc: crc32(body) };
   }
 
   #indexedEntry(meta: EntryMeta, body: { id: string; length: number; crc: number }): Entry {
@@ -521,7 +563,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
     if (current?.metaId === metaId) return 'known';
     if ((this.#deleted.get(meta.key) ?? 0) > written || this.#removedByPeers.has(metaId)) return 'superseded';
     if (current !== undefined && laterCopy(current, { written, metaId })) return 'superseded';
-    this.#add({ entry: this.#indexedEntry(meta, body), metaId, bodyId: body.id, written });
+    this.#add({ entry: this.#indexedEntry(meta, body), metaId, bodyId: body.id, written, crc: body.crc | 0 });
     return 'indexed';
   }
 }
@@ -537,7 +579,7 @@ function laterCopy(a: { readonly written: number; readonly metaId: string }, b: 
 }
 
 function recordOf(stored: readonly Stored[], moved: number): KeyRecord {
-  return { stored, entries: stored.map((item) => item.entry), moved };
+  return { stored, moved };
 }
 
 function toMeta(entry: Entry): EntryMeta {

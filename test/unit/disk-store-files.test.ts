@@ -71,8 +71,11 @@ describe('disk tier files', () => {
     // As purge does: the entry read back (its body in memory), made stale and stored again.
     const current = store.get('k')![0]!;
     await store.set({ ...current, freshUntil: 1_000_000, staleWhileRevalidateUntil: 1_000_000 });
-    // And as a 304 does for an entry served from disk: its file body stored again.
-    await store.set({ ...store.disk.get('k')![0]!, freshUntil: 1_010_000 });
+    // And as a 304 does for an entry served from disk (no longer in memory): its file body stored again.
+    store.memory.delete('k');
+    const onDisk = store.disk.get('k')![0]!;
+    expect(isFileBody(onDisk.body)).toBe(true);
+    await store.set({ ...onDisk, freshUntil: 1_010_000 });
 
     expect(files(dir, '.body')).toEqual(bodyFiles);
     expect(events).toEqual(['store k', 'replace k', 'store k', 'replace k', 'store k']);
