@@ -250,9 +250,11 @@ export class DiskStore implements StreamingStore, BodyOwner {
     let held: string | undefined;
     try {
       await this.#claimed;
-      const body = await this.#storeBody(entry);
+      const { wrote, ...body } = await this.#storeBody(entry);
       held = body.id;
-      const metaId = newId();
+      // A body written just now names its metadata file too (<id>.body, <id>.meta): the index then holds one id string, not two.
+      // Metadata rewritten for a body already stored (soft purge, freshening) takes a new id.
+      const metaId = wrote ? body.id : newId();
       const written = this.#stamp();
       const meta = toMeta(entry);
       await this.#track(writeAtomic(pathOf(this.#options.dir, metaId, 'meta'), encodeMeta({ entry: meta, body, written }), this.#temps));
@@ -372,17 +374,17 @@ export class DiskStore implements StreamingStore, BodyOwner {
   }
 
   /** Writes the body file, or finds the one already holding these bytes (then only metadata is written). */
-  async #storeBody(entry: Entry): Promise<{ id: string; length: number; crc: number }> {
+  async #storeBody(entry: Entry): Promise<{ id: string; length: number; crc: number; wrote: boolean }> {
     const body = entry.body;
     if (isFileBody(body)) {
       if (body.owner !== this) throw new Error('a file body from another store cannot be stored here');
       const id = idOf(body.path);
       if (!this.#holdIfStored(id)) throw new Error(`body file ${body.path} is no longer stored`);
-      return { id, length: body.length, crc: body.crc };
+      return { id, length: body.length, crc: body.crc, wrote: false };
     }
     // An entry the memory tier shares with the index, stored again (soft purge, freshening): its bytes are in a file already.
     const known = this.#keys.get(entry.key)?.stored.find((item) => item.entry.body === body);
-    if (known !== undefined && this.#holdIfStored(known.bodyId)) return { id: known.bodyId, length: body.length, crc: known.crc >>> 0 };
+    if (known !== undefined && this.#holdIfStored(known.bodyId)) return { id: known.bodyId, length: body.length, crc: known.crc >>> 0, wrote: false };
     const id = newId();
     if (this.#booting) this.#fresh.add(id);
     this.#ref(id);
@@ -392,7 +394,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
       this.release(id);
       throw error;
     }
-    return { id, length: body.length, crc: crc32(body) };
+    return { id, length: body.length, crc: crc32(body), wrote: true };
   }
 
   #indexedEntry(meta: EntryMeta, body: { id: string; length: number; crc: number }): Entry {

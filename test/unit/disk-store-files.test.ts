@@ -53,6 +53,22 @@ describe('disk tier files', () => {
     await again.close();
   });
 
+  it('names the metadata file of a new entry after its body file (one id in the index), and rewritten metadata anew', async () => {
+    const dir = join(root, String(dirs++));
+    const store = new TieredStore({ memory: { maxSize: 1 << 20, maxObjectSize: 1 << 20 }, disk: { dir, maxSize: 1 << 20, maxObjectSize: 1 << 20 }, maxVariants: 4, clock: () => 1_000_000 });
+    await store.set(testEntry('k'));
+    const id = (name: string) => name.slice(0, name.indexOf('.'));
+    const [body] = files(dir, '.body');
+    expect(files(dir, '.meta').map(id)).toEqual([id(body!)]);
+
+    await store.set({ ...store.get('k')![0]!, freshUntil: 1_000_000 });
+    expect(files(dir, '.body')).toEqual([body]);
+    const metas = files(dir, '.meta');
+    expect(metas).toHaveLength(1);
+    expect(id(metas[0]!)).not.toBe(id(body!));
+    await store.close();
+  });
+
   it('rewrites only the metadata when an entry is stored again with the same body (soft purge, freshening)', async () => {
     const dir = join(root, String(dirs++));
     const events: string[] = [];
