@@ -111,6 +111,8 @@ http {
 
 export interface LacquerOptions {
   readonly memoryBytes: number;
+  /** false: the memory tier alone (cache.disk.enabled: false), as Varnish's malloc storage. Default true, as users run it. */
+  readonly disk?: boolean;
 }
 
 /** The YAML Lacquer reads; listen, admin and origin are given as flags, as a user would. */
@@ -119,7 +121,7 @@ export function lacquerConfig(options: LacquerOptions): string {
 cache:
   memory:
     maxSize: ${options.memoryBytes}
-log:
+${options.disk === false ? '  disk:\n    enabled: false\n' : ''}log:
   level: silent
 `;
 }

@@ -99,6 +99,11 @@ describe('bench: peer configurations', () => {
     expect(lacquerConfig({ memoryBytes: 2048 })).toMatch(/maxSize: 2048\n/);
     expect(lacquerConfig({ memoryBytes: 2048 })).toMatch(/level: silent/);
   });
+
+  it('runs Lacquer with its disk tier unless asked for the memory tier alone', () => {
+    expect(lacquerConfig({ memoryBytes: 2048 })).not.toMatch(/disk/);
+    expect(lacquerConfig({ memoryBytes: 2048, disk: false })).toMatch(/\n {2}disk:\n {4}enabled: false\n/);
+  });
 });
 
 describe('bench: reading measurements', () => {
