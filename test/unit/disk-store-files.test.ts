@@ -62,11 +62,12 @@ describe('disk tier files', () => {
     expect(files(dir, '.meta').map(id)).toEqual([id(body!)]);
 
     await store.set({ ...store.get('k')![0]!, freshUntil: 1_000_000 });
+    // Closing waits for the removal of the replaced metadata file, which runs in the background.
+    await store.close();
     expect(files(dir, '.body')).toEqual([body]);
     const metas = files(dir, '.meta');
     expect(metas).toHaveLength(1);
     expect(id(metas[0]!)).not.toBe(id(body!));
-    await store.close();
   });
 
   it('rewrites only the metadata when an entry is stored again with the same body (soft purge, freshening)', async () => {
