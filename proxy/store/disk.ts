@@ -73,13 +73,27 @@ interface Stored {
   readonly written: number;
   /** The body file's CRC-32 as a signed 32-bit integer (`| 0`): V8 keeps that as a small integer, where values past 2^31 would each be boxed. */
   readonly crc: number;
-}
-
-interface KeyRecord {
-  readonly stored: readonly Stored[];
-  /** The move count (DiskStore #moves) when the key last went to the back of the LRU order. */
+  /** The move count (DiskStore #moves) when the key last went to the back of the LRU order; see KeyRecord. */
   moved: number;
 }
+
+/**
+ * A key's variants in the index. Most keys have one: then the record is
+ * that variant's Stored itself, with no array and no wrapper around it
+ * (about 90 bytes less per key). Several are kept newest first.
+ */
+type KeyRecord = Stored | { readonly stored: readonly Stored[]; moved: number };
+
+/** The variants of a record, newest first (an array made for a single variant: not for the hit path). */
+function variantsOf(record: KeyRecord): readonly Stored[] {
+  return 'stored' in record ? record.stored : [record];
+}
+
+function countOf(record: KeyRecord): number {
+  return 'stored' in record ? record.stored.length : 1;
+}
+
+const NO_VARIANTS: readonly Stored[] = Object.freeze([]);
 
 /** A removed body file stays a moment, so a request already streaming it finishes. */
 const BODY_GRACE_MS = 5_000;
@@ -153,18 +167,19 @@ export class DiskStore implements StreamingStore, BodyOwner {
     if (record === undefined) return undefined;
     const now = this.#options.clock();
     let live = record;
-    if (!record.stored.every((stored) => stored.entry.deleteAt > now)) {
+    if (!variantsOf(record).every((stored) => stored.entry.deleteAt > now)) {
       live = this.#keep(key, record, (stored) => stored.entry.deleteAt > now, 'expire');
-      if (live.stored.length === 0) return undefined;
+      if (countOf(live) === 0) return undefined;
     }
     this.touch(key);
     // An array per lookup, not one kept per key: the tiered store asks here only for keys memory cannot answer (bodies then come from files).
-    return live.stored.map((stored) => stored.entry);
+    return variantsOf(live).map((stored) => stored.entry);
   }
 
   /** How many variants the index holds for a key (the tiered store checks memory against it). */
   variantCount(key: string): number {
-    return this.#keys.get(key)?.stored.length ?? 0;
+    const record = this.#keys.get(key);
+    return record === undefined ? 0 : countOf(record);
   }
 
   /**
@@ -186,12 +201,12 @@ export class DiskStore implements StreamingStore, BodyOwner {
 
   /** Whether this exact entry object is the one indexed for its variant. */
   holds(entry: Entry): boolean {
-    return this.#keys.get(entry.key)?.stored.some((stored) => stored.entry === entry) ?? false;
+    return this.#variants(entry.key).some((stored) => stored.entry === entry);
   }
 
   /** The indexed entry for a key and variant, if any. */
   current(key: string, variant: string): Entry | undefined {
-    return this.#keys.get(key)?.stored.find((stored) => stored.entry.variant === variant)?.entry;
+    return this.#variants(key).find((stored) => stored.entry.variant === variant)?.entry;
   }
 
   /**
@@ -201,7 +216,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
    */
   share(entry: Entry, bytes: Buffer): Entry | undefined {
     const record = this.#keys.get(entry.key);
-    const at = record?.stored.findIndex((stored) => stored.entry === entry) ?? -1;
+    const at = record === undefined ? -1 : variantsOf(record).findIndex((stored) => stored.entry === entry);
     if (record === undefined || at < 0 || bytes.length !== entry.body.length) return undefined;
     if (Buffer.isBuffer(entry.body)) return entry;
     const shared = withBody(entry, bytes);
@@ -218,15 +233,21 @@ export class DiskStore implements StreamingStore, BodyOwner {
     const body = entry.body;
     if (!Buffer.isBuffer(body)) return;
     const record = this.#keys.get(entry.key);
-    const at = record?.stored.findIndex((stored) => stored.entry === entry) ?? -1;
+    const at = record === undefined ? -1 : variantsOf(record).findIndex((stored) => stored.entry === entry);
     if (record === undefined || at < 0) return;
-    const stored = record.stored[at]!;
+    const stored = variantsOf(record)[at]!;
     this.#replaceAt(entry.key, record, at, this.#indexedEntry(entry, { id: stored.bodyId, length: body.length, crc: stored.crc >>> 0 }));
+  }
+
+  /** The variants indexed under a key, newest first (an empty array when none). */
+  #variants(key: string): readonly Stored[] {
+    const record = this.#keys.get(key);
+    return record === undefined ? NO_VARIANTS : variantsOf(record);
   }
 
   /** The same variants, the one at `at` described by another object for the same stored files. */
   #replaceAt(key: string, record: KeyRecord, at: number, entry: Entry): void {
-    const stored = record.stored.map((item, i) => (i === at ? { entry, metaId: item.metaId, bodyId: item.bodyId, written: item.written, crc: item.crc } : item));
+    const stored = variantsOf(record).map((item, i) => (i === at ? { entry, metaId: item.metaId, bodyId: item.bodyId, written: item.written, crc: item.crc, moved: 0 } : item));
     // Map.set on a present key keeps its place in the LRU order.
     this.#keys.set(key, recordOf(stored, record.moved));
   }
@@ -265,13 +286,13 @@ export class DiskStore implements StreamingStore, BodyOwner {
       }
       // Another worker's copy of this variant, adopted while this one was being written, may be the later one:
       // every index keeps the same copy of a variant (the order of #adopt), so this one then gives way.
-      const peer = this.#keys.get(entry.key)?.stored.find((stored) => stored.entry.variant === entry.variant);
+      const peer = this.#variants(entry.key).find((stored) => stored.entry.variant === entry.variant);
       if (peer !== undefined && laterCopy(peer, { written, metaId })) {
         this.#unlink(pathOf(this.#options.dir, metaId, 'meta'));
         return peer.entry;
       }
       const indexed = share && Buffer.isBuffer(entry.body) ? entry : this.#indexedEntry(meta, body);
-      this.#add({ entry: indexed, metaId, bodyId: body.id, written, crc: body.crc | 0 });
+      this.#add({ entry: indexed, metaId, bodyId: body.id, written, crc: body.crc | 0, moved: 0 });
       this.#options.shared?.announce({ kind: 'stored', metaId, record: { entry: meta, body, written } });
       return indexed;
     } finally {
@@ -290,7 +311,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
     if (this.#booting || this.#writing.has(key)) this.#deleted.set(key, this.#stamp());
     if (record === undefined) return 0;
     this.#keep(key, record, () => false, 'delete');
-    return record.stored.length;
+    return countOf(record);
   }
 
   /** Removes one variant (a revalidation said it may no longer be stored). */
@@ -306,7 +327,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
   sweep(now: number): number {
     let removed = 0;
     for (const [key, record] of [...this.#keys]) {
-      removed += record.stored.length - this.#keep(key, record, (stored) => stored.entry.deleteAt > now, 'expire').stored.length;
+      removed += countOf(record) - countOf(this.#keep(key, record, (stored) => stored.entry.deleteAt > now, 'expire'));
     }
     return removed;
   }
@@ -328,7 +349,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
     const id = idOf(body.path);
     let found = false;
     for (const [key, record] of [...this.#keys]) {
-      if (!record.stored.some((stored) => stored.bodyId === id)) continue;
+      if (!variantsOf(record).some((stored) => stored.bodyId === id)) continue;
       found = true;
       this.#keep(key, record, (stored) => stored.bodyId !== id, 'delete');
     }
@@ -383,7 +404,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
       return { id, length: body.length, crc: body.crc, wrote: false };
     }
     // An entry the memory tier shares with the index, stored again (soft purge, freshening): its bytes are in a file already.
-    const known = this.#keys.get(entry.key)?.stored.find((item) => item.entry.body === body);
+    const known = this.#variants(entry.key).find((item) => item.entry.body === body);
     if (known !== undefined && this.#holdIfStored(known.bodyId)) return { id: known.bodyId, length: body.length, crc: known.crc >>> 0, wrote: false };
     const id = newId();
     if (this.#booting) this.#fresh.add(id);
@@ -405,7 +426,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
   /** Indexes a stored variant: newest first, the same variant replaced, the oldest beyond the cap dropped. */
   #add(stored: Stored): void {
     const key = stored.entry.key;
-    const previous = this.#keys.get(key)?.stored ?? [];
+    const previous = this.#variants(key);
     const others = previous.filter((old) => old.entry.variant !== stored.entry.variant);
     const replaced = previous.filter((old) => old.entry.variant === stored.entry.variant);
     let kept = [stored, ...others].slice(0, this.#options.maxVariants);
@@ -425,12 +446,13 @@ export class DiskStore implements StreamingStore, BodyOwner {
 
   /** Keeps the variants that pass `keep`; the others are dropped for `reason`. */
   #keep(key: string, record: KeyRecord, keep: (stored: Stored) => boolean, reason: RemovalReason): KeyRecord {
-    const live = record.stored.filter(keep);
-    if (live.length === record.stored.length) return record;
+    const variants = variantsOf(record);
+    const live = variants.filter(keep);
+    if (live.length === variants.length) return record;
     const next = recordOf(live, record.moved);
     if (live.length === 0) this.#keys.delete(key);
     else this.#keys.set(key, next);
-    for (const stored of record.stored) if (!live.includes(stored)) this.#drop(stored, reason);
+    for (const stored of variants) if (!live.includes(stored)) this.#drop(stored, reason);
     return next;
   }
 
@@ -561,11 +583,11 @@ export class DiskStore implements StreamingStore, BodyOwner {
    */
   #adopt(record: MetaRecord, metaId: string): 'indexed' | 'known' | 'superseded' {
     const { entry: meta, body, written } = record;
-    const current = this.#keys.get(meta.key)?.stored.find((stored) => stored.entry.variant === meta.variant);
+    const current = this.#variants(meta.key).find((stored) => stored.entry.variant === meta.variant);
     if (current?.metaId === metaId) return 'known';
     if ((this.#deleted.get(meta.key) ?? 0) > written || this.#removedByPeers.has(metaId)) return 'superseded';
     if (current !== undefined && laterCopy(current, { written, metaId })) return 'superseded';
-    this.#add({ entry: this.#indexedEntry(meta, body), metaId, bodyId: body.id, written, crc: body.crc | 0 });
+    this.#add({ entry: this.#indexedEntry(meta, body), metaId, bodyId: body.id, written, crc: body.crc | 0, moved: 0 });
     return 'indexed';
   }
 }
@@ -580,8 +602,12 @@ function laterCopy(a: { readonly written: number; readonly metaId: string }, b: 
   return a.written > b.written || (a.written === b.written && a.metaId > b.metaId);
 }
 
+/** The record for these variants (newest first); one variant is its own record (see KeyRecord). */
 function recordOf(stored: readonly Stored[], moved: number): KeyRecord {
-  return { stored, moved };
+  if (stored.length !== 1) return { stored, moved };
+  const only = stored[0]!;
+  only.moved = moved;
+  return only;
 }
 
 function toMeta(entry: Entry): EntryMeta {

@@ -70,6 +70,27 @@ describe('disk tier files', () => {
     expect(id(metas[0]!)).not.toBe(id(body!));
   });
 
+  it('keeps a key that went from two variants to one in its place in the LRU order, and answers its variant', async () => {
+    const dir = join(root, String(dirs++));
+    const events: string[] = [];
+    // Room for three 612-byte test entries.
+    const disk = openDisk(dir, events, [], 2000);
+    await disk.set(testEntry('a', { variant: 'v1' }));
+    await disk.set(testEntry('a', { variant: 'v2' }));
+    await disk.set(testEntry('b'));
+    disk.deleteVariant(testEntry('a', { variant: 'v2' }));
+    expect(disk.variantCount('a')).toBe(1);
+    expect(disk.get('a')!.map((entry) => entry.variant)).toEqual(['v1']);
+    // That get made a the most recently used key: b is the one to go when the bound is passed.
+    await disk.set(testEntry('c'));
+    await disk.set(testEntry('d'));
+    expect(events.filter((event) => event.startsWith('evict'))).toEqual(['evict b']);
+    expect(disk.current('a', 'v1')?.variant).toBe('v1');
+    await disk.set(testEntry('a', { variant: 'v3' }));
+    expect(disk.get('a')!.map((entry) => entry.variant)).toEqual(['v3', 'v1']);
+    await disk.close();
+  });
+
   it('rewrites only the metadata when an entry is stored again with the same body (soft purge, freshening)', async () => {
     const dir = join(root, String(dirs++));
     const events: string[] = [];
