@@ -10,7 +10,9 @@
  *   tcp_nopush off (with sendfile it stalls keep-alive responses of ~100 KiB),
  *   keep-alive without a request cap, stale-while-revalidate honoured through
  *   proxy_cache_background_update.
- * - Lacquer: its defaults, with the memory tier sized to hold the scenarios.
+ * - Lacquer: its defaults, with the memory and disk tiers sized to hold the
+ *   scenarios (the default 1 GiB disk tier would evict some of the memory
+ *   scenario's objects, from memory too, and flatter its figure).
  */
 
 export const LOOPBACK = '127.0.0.1';
@@ -121,7 +123,9 @@ export function lacquerConfig(options: LacquerOptions): string {
 cache:
   memory:
     maxSize: ${options.memoryBytes}
-${options.disk === false ? '  disk:\n    enabled: false\n' : ''}log:
+  disk:
+${options.disk === false ? '    enabled: false' : `    maxSize: ${options.memoryBytes}`}
+log:
   level: silent
 `;
 }

@@ -100,8 +100,9 @@ describe('bench: peer configurations', () => {
     expect(lacquerConfig({ memoryBytes: 2048 })).toMatch(/level: silent/);
   });
 
-  it('runs Lacquer with its disk tier unless asked for the memory tier alone', () => {
-    expect(lacquerConfig({ memoryBytes: 2048 })).not.toMatch(/disk/);
+  it('runs Lacquer with its disk tier, sized like its memory tier, unless asked for the memory tier alone', () => {
+    expect(lacquerConfig({ memoryBytes: 2048 })).toMatch(/\n {2}disk:\n {4}maxSize: 2048\n/);
+    expect(lacquerConfig({ memoryBytes: 2048 })).not.toMatch(/enabled/);
     expect(lacquerConfig({ memoryBytes: 2048, disk: false })).toMatch(/\n {2}disk:\n {4}enabled: false\n/);
   });
 });
