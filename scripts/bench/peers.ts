@@ -12,7 +12,7 @@
  *   proxy_cache_background_update.
  * - Lacquer: its defaults, with the memory and disk tiers sized to hold the
  *   scenarios (the default 1 GiB disk tier would evict some of the memory
- *   scenario's objects, from memory too, and flatter its figure).
+ *   scenario's objects, from memory too).
  */
 
 export const LOOPBACK = '127.0.0.1';
