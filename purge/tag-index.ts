@@ -9,8 +9,13 @@ export interface VariantRef {
 
 interface Indexed extends VariantRef {
   readonly tags: readonly string[];
-  /** Which stored object this record describes, so a late removal of a replaced variant cannot unlink its successor. */
-  readonly entry: Entry;
+  /**
+   * Which stored response this record describes (its storedAt), so a late
+   * removal of a replaced variant cannot unlink its successor. Not the entry
+   * itself: that may be the memory tier's object, and holding it here would
+   * keep its body alive after the memory tier let it go.
+   */
+  readonly storedAt: number;
 }
 
 /**
@@ -30,7 +35,7 @@ export class TagIndex implements StoreListener {
     const previous = this.#byId.get(id);
     if (previous !== undefined) this.#unlink(id, previous);
     if (entry.tags.length === 0) return;
-    this.#byId.set(id, { key: entry.key, variant: entry.variant, tags: entry.tags, entry });
+    this.#byId.set(id, { key: entry.key, variant: entry.variant, tags: entry.tags, storedAt: entry.storedAt });
     for (const tag of entry.tags) {
       let ids = this.#byTag.get(tag);
       if (ids === undefined) this.#byTag.set(tag, (ids = new Set()));
@@ -42,7 +47,7 @@ export class TagIndex implements StoreListener {
     const id = idOf(entry);
     const record = this.#byId.get(id);
     // A tier may hand back a copy of the object it announced; the same storedAt names the same response.
-    if (record === undefined || (record.entry !== entry && record.entry.storedAt !== entry.storedAt)) return;
+    if (record === undefined || record.storedAt !== entry.storedAt) return;
     this.#unlink(id, record);
   }
 

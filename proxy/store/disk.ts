@@ -58,21 +58,42 @@ export type DiskChange =
   | { readonly kind: 'stored'; readonly metaId: string; readonly record: MetaRecord }
   | { readonly kind: 'removed'; readonly key: string; readonly variant: string; readonly metaId: string };
 
-/** One stored variant as the index holds it. */
+/**
+ * One stored variant as the index holds it. `entry` is either the index's
+ * own copy, its body the file, or the very object the memory tier holds
+ * (its body the bytes in memory): a variant in both tiers keeps its
+ * metadata once. The memory tier hands such an object back (unshare) when
+ * it lets go of it, and the index then makes its own copy, so the index
+ * never keeps bytes alive that the memory tier has dropped.
+ */
 interface Stored {
   readonly entry: Entry;
   readonly metaId: string;
   readonly bodyId: string;
   readonly written: number;
-}
-
-interface KeyRecord {
-  readonly stored: readonly Stored[];
-  /** The entries of `stored`, built once per change so a lookup allocates nothing. */
-  readonly entries: readonly Entry[];
-  /** The move count (DiskStore #moves) when the key last went to the back of the LRU order. */
+  /** The body file's CRC-32 as a signed 32-bit integer (`| 0`): V8 keeps that as a small integer, where values past 2^31 would each be boxed. */
+  readonly crc: number;
+  /** The move count (DiskStore #moves) when the key last went to the back of the LRU order; see KeyRecord. */
   moved: number;
 }
+
+/**
+ * A key's variants in the index. Most keys have one: then the record is
+ * that variant's Stored itself, with no array and no wrapper around it
+ * (about 90 bytes less per key). Several are kept newest first.
+ */
+type KeyRecord = Stored | { readonly stored: readonly Stored[]; moved: number };
+
+/** The variants of a record, newest first (an array made for a single variant: not for the hit path). */
+function variantsOf(record: KeyRecord): readonly Stored[] {
+  return 'stored' in record ? record.stored : [record];
+}
+
+function countOf(record: KeyRecord): number {
+  return 'stored' in record ? record.stored.length : 1;
+}
+
+const NO_VARIANTS: readonly Stored[] = Object.freeze([]);
 
 /** A removed body file stays a moment, so a request already streaming it finishes. */
 const BODY_GRACE_MS = 5_000;
@@ -103,8 +124,6 @@ export class DiskStore implements StreamingStore, BodyOwner {
   #entries = 0;
   /** Body id → index records and writes holding it; at zero the file is removed. */
   readonly #refs = new Map<string, number>();
-  /** Buffers known to be stored in a body file, so storing one again writes metadata only (soft purge, freshening). */
-  readonly #buffers = new WeakMap<Buffer, { id: string; crc: number }>();
   /** Key → stamp of its last delete, kept while writes or the boot scan might still add an older copy. */
   readonly #deleted = new Map<string, number>();
   /** Temporary files this process is writing; the boot scan leaves them alone. */
@@ -148,17 +167,19 @@ export class DiskStore implements StreamingStore, BodyOwner {
     if (record === undefined) return undefined;
     const now = this.#options.clock();
     let live = record;
-    if (!record.stored.every((stored) => stored.entry.deleteAt > now)) {
+    if (!variantsOf(record).every((stored) => stored.entry.deleteAt > now)) {
       live = this.#keep(key, record, (stored) => stored.entry.deleteAt > now, 'expire');
-      if (live.stored.length === 0) return undefined;
+      if (countOf(live) === 0) return undefined;
     }
     this.touch(key);
-    return live.entries;
+    // An array per lookup, not one kept per key: the tiered store asks here only for keys memory cannot answer (bodies then come from files).
+    return variantsOf(live).map((stored) => stored.entry);
   }
 
   /** How many variants the index holds for a key (the tiered store checks memory against it). */
   variantCount(key: string): number {
-    return this.#keys.get(key)?.stored.length ?? 0;
+    const record = this.#keys.get(key);
+    return record === undefined ? 0 : countOf(record);
   }
 
   /**
@@ -180,25 +201,68 @@ export class DiskStore implements StreamingStore, BodyOwner {
 
   /** Whether this exact entry object is the one indexed for its variant. */
   holds(entry: Entry): boolean {
-    return this.#keys.get(entry.key)?.entries.includes(entry) ?? false;
+    return this.#variants(entry.key).some((stored) => stored.entry === entry);
   }
 
   /** The indexed entry for a key and variant, if any. */
   current(key: string, variant: string): Entry | undefined {
-    return this.#keys.get(key)?.entries.find((entry) => entry.variant === variant);
+    return this.#variants(key).find((stored) => stored.entry.variant === variant)?.entry;
   }
 
-  /** Records that `buffer` holds the bytes of `body` (after reading it into memory). */
-  remember(buffer: Buffer, body: FileBody): void {
-    this.#buffers.set(buffer, { id: idOf(body.path), crc: body.crc });
+  /**
+   * Lets the memory tier hold an indexed entry with its body read back into
+   * memory: the index keeps that same object from now on (see Stored).
+   * Answers it, or undefined when the entry is no longer the indexed one.
+   */
+  share(entry: Entry, bytes: Buffer): Entry | undefined {
+    const record = this.#keys.get(entry.key);
+    const at = record === undefined ? -1 : variantsOf(record).findIndex((stored) => stored.entry === entry);
+    if (record === undefined || at < 0 || bytes.length !== entry.body.length) return undefined;
+    if (Buffer.isBuffer(entry.body)) return entry;
+    const shared = withBody(entry, bytes);
+    this.#replaceAt(entry.key, record, at, shared);
+    return shared;
+  }
+
+  /**
+   * The memory tier let go of an entry (or did not take it): if the index
+   * shares that object, it takes a copy of its own whose body is the file,
+   * so the bytes can go. Nothing else changes: the variant is still stored.
+   */
+  unshare(entry: Entry): void {
+    const body = entry.body;
+    if (!Buffer.isBuffer(body)) return;
+    const record = this.#keys.get(entry.key);
+    const at = record === undefined ? -1 : variantsOf(record).findIndex((stored) => stored.entry === entry);
+    if (record === undefined || at < 0) return;
+    const stored = variantsOf(record)[at]!;
+    this.#replaceAt(entry.key, record, at, this.#indexedEntry(entry, { id: stored.bodyId, length: body.length, crc: stored.crc >>> 0 }));
+  }
+
+  /** The variants indexed under a key, newest first (an empty array when none). */
+  #variants(key: string): readonly Stored[] {
+    const record = this.#keys.get(key);
+    return record === undefined ? NO_VARIANTS : variantsOf(record);
+  }
+
+  /** The same variants, the one at `at` described by another object for the same stored files. */
+  #replaceAt(key: string, record: KeyRecord, at: number, entry: Entry): void {
+    const stored = variantsOf(record).map((item, i) => (i === at ? { entry, metaId: item.metaId, bodyId: item.bodyId, written: item.written, crc: item.crc, moved: 0 } : item));
+    // Map.set on a present key keeps its place in the LRU order.
+    this.#keys.set(key, recordOf(stored, record.moved));
   }
 
   async set(entry: Entry): Promise<void> {
     await this.store(entry);
   }
 
-  /** Stores an entry; answers the entry as indexed (its body a file), or undefined when it was not stored. */
-  async store(entry: Entry): Promise<Entry | undefined> {
+  /**
+   * Stores an entry; answers the entry as indexed, or undefined when it was
+   * not stored. With `share`, an entry whose body is in memory is indexed as
+   * it is, to be handed to the memory tier (which must `unshare` it when it
+   * lets go of it, or refuses it); otherwise the index keeps a copy whose body is the file.
+   */
+  async store(entry: Entry, share = false): Promise<Entry | undefined> {
     if (entry.size > this.#options.maxSize || entry.body.length > this.maxObjectSize) return undefined;
     if (this.#unusable !== undefined) throw this.#unusable;
     if (this.#closed) throw new Error('disk store is closed');
@@ -207,9 +271,11 @@ export class DiskStore implements StreamingStore, BodyOwner {
     let held: string | undefined;
     try {
       await this.#claimed;
-      const body = await this.#storeBody(entry);
+      const { wrote, ...body } = await this.#storeBody(entry);
       held = body.id;
-      const metaId = newId();
+      // A body written just now names its metadata file too (<id>.body, <id>.meta): the index then holds one id string, not two.
+      // Metadata rewritten for a body already stored (soft purge, freshening) takes a new id.
+      const metaId = wrote ? body.id : newId();
       const written = this.#stamp();
       const meta = toMeta(entry);
       await this.#track(writeAtomic(pathOf(this.#options.dir, metaId, 'meta'), encodeMeta({ entry: meta, body, written }), this.#temps));
@@ -220,13 +286,13 @@ export class DiskStore implements StreamingStore, BodyOwner {
       }
       // Another worker's copy of this variant, adopted while this one was being written, may be the later one:
       // every index keeps the same copy of a variant (the order of #adopt), so this one then gives way.
-      const peer = this.#keys.get(entry.key)?.stored.find((stored) => stored.entry.variant === entry.variant);
+      const peer = this.#variants(entry.key).find((stored) => stored.entry.variant === entry.variant);
       if (peer !== undefined && laterCopy(peer, { written, metaId })) {
         this.#unlink(pathOf(this.#options.dir, metaId, 'meta'));
         return peer.entry;
       }
-      const indexed = this.#indexedEntry(meta, body);
-      this.#add({ entry: indexed, metaId, bodyId: body.id, written });
+      const indexed = share && Buffer.isBuffer(entry.body) ? entry : this.#indexedEntry(meta, body);
+      this.#add({ entry: indexed, metaId, bodyId: body.id, written, crc: body.crc | 0, moved: 0 });
       this.#options.shared?.announce({ kind: 'stored', metaId, record: { entry: meta, body, written } });
       return indexed;
     } finally {
@@ -245,7 +311,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
     if (this.#booting || this.#writing.has(key)) this.#deleted.set(key, this.#stamp());
     if (record === undefined) return 0;
     this.#keep(key, record, () => false, 'delete');
-    return record.stored.length;
+    return countOf(record);
   }
 
   /** Removes one variant (a revalidation said it may no longer be stored). */
@@ -261,7 +327,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
   sweep(now: number): number {
     let removed = 0;
     for (const [key, record] of [...this.#keys]) {
-      removed += record.stored.length - this.#keep(key, record, (stored) => stored.entry.deleteAt > now, 'expire').stored.length;
+      removed += countOf(record) - countOf(this.#keep(key, record, (stored) => stored.entry.deleteAt > now, 'expire'));
     }
     return removed;
   }
@@ -283,7 +349,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
     const id = idOf(body.path);
     let found = false;
     for (const [key, record] of [...this.#keys]) {
-      if (!record.stored.some((stored) => stored.bodyId === id)) continue;
+      if (!variantsOf(record).some((stored) => stored.bodyId === id)) continue;
       found = true;
       this.#keep(key, record, (stored) => stored.bodyId !== id, 'delete');
     }
@@ -329,16 +395,17 @@ export class DiskStore implements StreamingStore, BodyOwner {
   }
 
   /** Writes the body file, or finds the one already holding these bytes (then only metadata is written). */
-  async #storeBody(entry: Entry): Promise<{ id: string; length: number; crc: number }> {
+  async #storeBody(entry: Entry): Promise<{ id: string; length: number; crc: number; wrote: boolean }> {
     const body = entry.body;
     if (isFileBody(body)) {
       if (body.owner !== this) throw new Error('a file body from another store cannot be stored here');
       const id = idOf(body.path);
       if (!this.#holdIfStored(id)) throw new Error(`body file ${body.path} is no longer stored`);
-      return { id, length: body.length, crc: body.crc };
+      return { id, length: body.length, crc: body.crc, wrote: false };
     }
-    const known = this.#buffers.get(body);
-    if (known !== undefined && this.#holdIfStored(known.id)) return { id: known.id, length: body.length, crc: known.crc };
+    // An entry the memory tier shares with the index, stored again (soft purge, freshening): its bytes are in a file already.
+    const known = this.#variants(entry.key).find((item) => item.entry.body === body);
+    if (known !== undefined && this.#holdIfStored(known.bodyId)) return { id: known.bodyId, length: body.length, crc: known.crc >>> 0, wrote: false };
     const id = newId();
     if (this.#booting) this.#fresh.add(id);
     this.#ref(id);
@@ -348,9 +415,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
       this.release(id);
       throw error;
     }
-    const crc = crc32(body);
-    this.#buffers.set(body, { id, crc });
-    return { id, length: body.length, crc };
+    return { id, length: body.length, crc: crc32(body), wrote: true };
   }
 
   #indexedEntry(meta: EntryMeta, body: { id: string; length: number; crc: number }): Entry {
@@ -361,7 +426,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
   /** Indexes a stored variant: newest first, the same variant replaced, the oldest beyond the cap dropped. */
   #add(stored: Stored): void {
     const key = stored.entry.key;
-    const previous = this.#keys.get(key)?.stored ?? [];
+    const previous = this.#variants(key);
     const others = previous.filter((old) => old.entry.variant !== stored.entry.variant);
     const replaced = previous.filter((old) => old.entry.variant === stored.entry.variant);
     let kept = [stored, ...others].slice(0, this.#options.maxVariants);
@@ -381,12 +446,13 @@ export class DiskStore implements StreamingStore, BodyOwner {
 
   /** Keeps the variants that pass `keep`; the others are dropped for `reason`. */
   #keep(key: string, record: KeyRecord, keep: (stored: Stored) => boolean, reason: RemovalReason): KeyRecord {
-    const live = record.stored.filter(keep);
-    if (live.length === record.stored.length) return record;
+    const variants = variantsOf(record);
+    const live = variants.filter(keep);
+    if (live.length === variants.length) return record;
     const next = recordOf(live, record.moved);
     if (live.length === 0) this.#keys.delete(key);
     else this.#keys.set(key, next);
-    for (const stored of record.stored) if (!live.includes(stored)) this.#drop(stored, reason);
+    for (const stored of variants) if (!live.includes(stored)) this.#drop(stored, reason);
     return next;
   }
 
@@ -517,11 +583,11 @@ export class DiskStore implements StreamingStore, BodyOwner {
    */
   #adopt(record: MetaRecord, metaId: string): 'indexed' | 'known' | 'superseded' {
     const { entry: meta, body, written } = record;
-    const current = this.#keys.get(meta.key)?.stored.find((stored) => stored.entry.variant === meta.variant);
+    const current = this.#variants(meta.key).find((stored) => stored.entry.variant === meta.variant);
     if (current?.metaId === metaId) return 'known';
     if ((this.#deleted.get(meta.key) ?? 0) > written || this.#removedByPeers.has(metaId)) return 'superseded';
     if (current !== undefined && laterCopy(current, { written, metaId })) return 'superseded';
-    this.#add({ entry: this.#indexedEntry(meta, body), metaId, bodyId: body.id, written });
+    this.#add({ entry: this.#indexedEntry(meta, body), metaId, bodyId: body.id, written, crc: body.crc | 0, moved: 0 });
     return 'indexed';
   }
 }
@@ -536,8 +602,12 @@ function laterCopy(a: { readonly written: number; readonly metaId: string }, b: 
   return a.written > b.written || (a.written === b.written && a.metaId > b.metaId);
 }
 
+/** The record for these variants (newest first); one variant is its own record (see KeyRecord). */
 function recordOf(stored: readonly Stored[], moved: number): KeyRecord {
-  return { stored, entries: stored.map((item) => item.entry), moved };
+  if (stored.length !== 1) return { stored, moved };
+  const only = stored[0]!;
+  only.moved = moved;
+  return only;
 }
 
 function toMeta(entry: Entry): EntryMeta {

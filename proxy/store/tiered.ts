@@ -16,8 +16,10 @@ export interface TieredStoreOptions {
 
 /**
  * Memory over disk. The disk tier holds every entry and is the one that
- * speaks to listeners; memory keeps Buffer copies of entries the disk holds,
- * so memory eviction loses nothing and needs no event. A key is answered
+ * speaks to listeners; memory keeps the bytes of entries the disk holds,
+ * so memory eviction loses nothing and needs no event. A variant in both
+ * tiers is one entry object, held by both (DiskStore share/unshare): when
+ * memory lets go of it, the disk index takes a copy whose body is the file. A key is answered
  * from memory only when memory has all of the key's variants the disk has;
  * otherwise the disk answers (bodies streamed from files) and the variants
  * small enough for memory are read into it in the background.
@@ -34,7 +36,13 @@ export class TieredStore implements StreamingStore {
     const listener = options.listener;
     this.#memoryObjectLimit = Math.min(options.memory.maxObjectSize, options.memory.maxSize);
     this.#onError = options.onError;
-    this.memory = new MemoryStore({ maxSize: options.memory.maxSize, maxVariants: options.maxVariants, clock: options.clock });
+    this.memory = new MemoryStore({
+      maxSize: options.memory.maxSize,
+      maxVariants: options.maxVariants,
+      clock: options.clock,
+      // Whatever memory lets go of (evicted, expired, replaced, deleted), the disk index must not keep its bytes alive.
+      listener: { onRemove: (entry) => this.disk.unshare(entry) },
+    });
     this.disk = new DiskStore({
       ...options.disk,
       maxVariants: options.maxVariants,
@@ -75,10 +83,14 @@ export class TieredStore implements StreamingStore {
   async set(given: Entry): Promise<void> {
     // The memory tier keeps only buffers that own their bytes; the disk tier must know the same buffer, so a later set() of it is metadata only.
     const entry = Buffer.isBuffer(given.body) ? withBody(given, ownBuffer(given.body)) : given;
-    const indexed = await this.disk.store(entry);
-    if (indexed === undefined || !Buffer.isBuffer(entry.body) || entry.body.length > this.#memoryObjectLimit) return;
+    const body = entry.body;
+    const forMemory = Buffer.isBuffer(body) && body.length <= this.#memoryObjectLimit;
+    const indexed = await this.disk.store(entry, forMemory);
     // Another write or a delete may have come first while the disk was written.
-    if (this.disk.holds(indexed)) this.memory.set(withBody(indexed, entry.body));
+    if (indexed === undefined || !forMemory || !this.disk.holds(indexed)) return;
+    // The entry itself, or (another worker's later copy won) that copy with these bytes.
+    const shared = indexed === entry ? entry : this.disk.share(indexed, body);
+    if (shared !== undefined) this.#keepInMemory(shared);
   }
 
   delete(key: string): number {
@@ -114,6 +126,12 @@ export class TieredStore implements StreamingStore {
     await this.disk.close();
   }
 
+  /** Puts an entry the disk index shares into memory; if memory does not keep it (too large), the index stops sharing it. */
+  #keepInMemory(entry: Entry): void {
+    this.memory.set(entry);
+    if (this.memory.peek(entry.key)?.includes(entry) !== true) this.disk.unshare(entry);
+  }
+
   /** Reads a disk entry's body into memory in the background, when it fits the memory tier's object limit. */
   #promote(entry: Entry): Entry {
     const body = entry.body;
@@ -125,8 +143,8 @@ export class TieredStore implements StreamingStore {
       .then((bytes) => {
         // Only if the disk still holds this very entry: a newer write must not be shadowed by an older body.
         if (!this.disk.holds(entry)) return;
-        this.disk.remember(bytes, body);
-        this.memory.set(withBody(entry, bytes));
+        const shared = this.disk.share(entry, bytes);
+        if (shared !== undefined) this.#keepInMemory(shared);
       })
       .catch((error: unknown) => this.#onError?.(error, 'promote from disk'))
       .finally(() => this.#promoting.delete(id));

@@ -10,7 +10,9 @@
  *   tcp_nopush off (with sendfile it stalls keep-alive responses of ~100 KiB),
  *   keep-alive without a request cap, stale-while-revalidate honoured through
  *   proxy_cache_background_update.
- * - Lacquer: its defaults, with the memory tier sized to hold the scenarios.
+ * - Lacquer: its defaults, with the memory and disk tiers sized to hold the
+ *   scenarios (the default 1 GiB disk tier would evict some of the memory
+ *   scenario's objects, from memory too).
  */
 
 export const LOOPBACK = '127.0.0.1';
@@ -113,14 +115,21 @@ export interface LacquerOptions {
   readonly memoryBytes: number;
   /** false writes `metrics.enabled: false`; absent or true leaves Lacquer's default (metrics on). */
   readonly metrics?: boolean;
+  /** false: the memory tier alone (cache.disk.enabled: false), as Varnish's malloc storage. Default true, as users run it. */
+  readonly disk?: boolean;
 }
 
 /** The YAML Lacquer reads; listen, admin and origin are given as flags, as a user would. */
+/** Lacquer's default disk tier size; the bench's is never smaller, so the default largest object (256 MiB) fits. */
+const DEFAULT_DISK_BYTES = 1024 ** 3;
+
 export function lacquerConfig(options: LacquerOptions): string {
   return `# written by the Lacquer benchmark
 cache:
   memory:
     maxSize: ${options.memoryBytes}
+  disk:
+${options.disk === false ? '    enabled: false' : `    maxSize: ${Math.max(options.memoryBytes, DEFAULT_DISK_BYTES)}`}
 log:
   level: silent
 ${options.metrics === false ? 'metrics:\n  enabled: false\n' : ''}`;

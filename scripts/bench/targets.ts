@@ -63,6 +63,8 @@ export interface StartOptions {
   readonly cliPath?: string;
   /** Lacquer only: false starts it with metrics disabled (default: its own default, on). */
   readonly metrics?: boolean;
+  /** Lacquer only: false runs the memory tier alone (default: its disk tier on, as users run it). */
+  readonly disk?: boolean;
 }
 
 /** Lacquer as users run it: the built CLI in a child process. */
@@ -71,7 +73,7 @@ export async function startLacquer(options: StartOptions): Promise<Target> {
   const dir = join(options.tmpDir, `lacquer-${port}`);
   mkdirSync(dir, { recursive: true });
   const configFile = join(dir, 'lacquer.yaml');
-  writeFileSync(configFile, lacquerConfig({ memoryBytes: options.cacheBytes, ...(options.metrics === undefined ? {} : { metrics: options.metrics }) }));
+  writeFileSync(configFile, lacquerConfig({ memoryBytes: options.cacheBytes, ...(options.metrics === undefined ? {} : { metrics: options.metrics }), ...(options.disk === undefined ? {} : { disk: options.disk }) }));
   const child = startProcess(
     process.execPath,
     [...(options.nodeArgs ?? []), resolve(options.cliPath ?? 'dist/proxy/cli.js'), '--config', configFile, '--origin', options.originUrl, '--listen', `${LOOPBACK}:${port}`, '--admin', `${LOOPBACK}:${adminPort}`],

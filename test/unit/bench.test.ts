@@ -122,6 +122,14 @@ describe('bench: peer configurations', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('runs Lacquer with its disk tier, at least as large as its memory tier, unless asked for the memory tier alone', () => {
+    expect(lacquerConfig({ memoryBytes: 4 * 1024 ** 3 })).toMatch(/\n {2}disk:\n {4}maxSize: 4294967296\n/);
+    // Never below the default 1 GiB, which the default largest object (256 MiB) must fit.
+    expect(lacquerConfig({ memoryBytes: 2048 })).toMatch(/\n {2}disk:\n {4}maxSize: 1073741824\n/);
+    expect(lacquerConfig({ memoryBytes: 2048 })).not.toMatch(/enabled/);
+    expect(lacquerConfig({ memoryBytes: 2048, disk: false })).toMatch(/\n {2}disk:\n {4}enabled: false\n/);
+  });
 });
 
 describe('bench: the burst client’s response reader', () => {

@@ -53,6 +53,44 @@ describe('disk tier files', () => {
     await again.close();
   });
 
+  it('names the metadata file of a new entry after its body file (one id in the index), and rewritten metadata anew', async () => {
+    const dir = join(root, String(dirs++));
+    const store = new TieredStore({ memory: { maxSize: 1 << 20, maxObjectSize: 1 << 20 }, disk: { dir, maxSize: 1 << 20, maxObjectSize: 1 << 20 }, maxVariants: 4, clock: () => 1_000_000 });
+    await store.set(testEntry('k'));
+    const id = (name: string) => name.slice(0, name.indexOf('.'));
+    const [body] = files(dir, '.body');
+    expect(files(dir, '.meta').map(id)).toEqual([id(body!)]);
+
+    await store.set({ ...store.get('k')![0]!, freshUntil: 1_000_000 });
+    // Closing waits for the removal of the replaced metadata file, which runs in the background.
+    await store.close();
+    expect(files(dir, '.body')).toEqual([body]);
+    const metas = files(dir, '.meta');
+    expect(metas).toHaveLength(1);
+    expect(id(metas[0]!)).not.toBe(id(body!));
+  });
+
+  it('keeps a key that went from two variants to one in its place in the LRU order, and answers its variant', async () => {
+    const dir = join(root, String(dirs++));
+    const events: string[] = [];
+    // Room for three 612-byte test entries.
+    const disk = openDisk(dir, events, [], 2000);
+    await disk.set(testEntry('a', { variant: 'v1' }));
+    await disk.set(testEntry('a', { variant: 'v2' }));
+    await disk.set(testEntry('b'));
+    disk.deleteVariant(testEntry('a', { variant: 'v2' }));
+    expect(disk.variantCount('a')).toBe(1);
+    expect(disk.get('a')!.map((entry) => entry.variant)).toEqual(['v1']);
+    // That get made a the most recently used key: b is the one to go when the bound is passed.
+    await disk.set(testEntry('c'));
+    await disk.set(testEntry('d'));
+    expect(events.filter((event) => event.startsWith('evict'))).toEqual(['evict b']);
+    expect(disk.current('a', 'v1')?.variant).toBe('v1');
+    await disk.set(testEntry('a', { variant: 'v3' }));
+    expect(disk.get('a')!.map((entry) => entry.variant)).toEqual(['v3', 'v1']);
+    await disk.close();
+  });
+
   it('rewrites only the metadata when an entry is stored again with the same body (soft purge, freshening)', async () => {
     const dir = join(root, String(dirs++));
     const events: string[] = [];
@@ -71,8 +109,11 @@ describe('disk tier files', () => {
     // As purge does: the entry read back (its body in memory), made stale and stored again.
     const current = store.get('k')![0]!;
     await store.set({ ...current, freshUntil: 1_000_000, staleWhileRevalidateUntil: 1_000_000 });
-    // And as a 304 does for an entry served from disk: its file body stored again.
-    await store.set({ ...store.disk.get('k')![0]!, freshUntil: 1_010_000 });
+    // And as a 304 does for an entry served from disk (no longer in memory): its file body stored again.
+    store.memory.delete('k');
+    const onDisk = store.disk.get('k')![0]!;
+    expect(isFileBody(onDisk.body)).toBe(true);
+    await store.set({ ...onDisk, freshUntil: 1_010_000 });
 
     expect(files(dir, '.body')).toEqual(bodyFiles);
     expect(events).toEqual(['store k', 'replace k', 'store k', 'replace k', 'store k']);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStore } from '../../proxy/store/memory.js';
+import { BODY_SLACK_BYTES, MemoryStore } from '../../proxy/store/memory.js';
 import { seededRandom } from '../../scripts/bench/zipf.js';
 import { storeContract, testEntry } from '../contract/store-contract.js';
 
@@ -19,6 +19,27 @@ describe('memory tier body ownership', () => {
     expect(stored.body.buffer).not.toBe(read.buffer);
     expect(stored.body.byteOffset).toBe(0);
     expect(stored.body.buffer.byteLength).toBe(100);
+  });
+
+  it('keeps a body that is a view of a read holding little more (the response head) as it is, rather than copying it', () => {
+    // As undici hands over a 10 KiB body that came in one socket read: the read's other bytes are the head.
+    const read = Buffer.alloc(204 + 10_240, 0x43);
+    const body = read.subarray(204);
+    const memory = store();
+    memory.set(testEntry('k', { body }));
+    const stored = memory.get('k')![0]!.body as Buffer;
+    expect(stored.buffer).toBe(read.buffer);
+    expect(stored.buffer.byteLength - stored.length).toBeLessThanOrEqual(BODY_SLACK_BYTES);
+  });
+
+  it('copies a body whose buffer holds more than BODY_SLACK_BYTES besides it', () => {
+    const read = Buffer.alloc(BODY_SLACK_BYTES + 1 + 10_240, 0x44);
+    const body = read.subarray(BODY_SLACK_BYTES + 1);
+    const memory = store();
+    memory.set(testEntry('k', { body }));
+    const stored = memory.get('k')![0]!.body as Buffer;
+    expect(stored.equals(body)).toBe(true);
+    expect(stored.buffer.byteLength).toBe(10_240);
   });
 
   it('copies a small body into a buffer of its own, not a slice of a shared pool', () => {

@@ -1,0 +1,83 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { bodyBytes, isFileBody } from '../../proxy/cache/body.js';
+import { TagIndex } from '../../purge/tag-index.js';
+import { TieredStore } from '../../proxy/store/tiered.js';
+import { testEntry } from '../contract/store-contract.js';
+import { tempDir } from '../helpers/tempdir.js';
+
+const root = tempDir('lacquer-tiered-sharing-');
+let dirs = 0;
+
+/** A tiered store whose memory tier holds one 100-byte test entry (612 bytes charged) at a time. */
+function tiered(memoryBytes = 1000): TieredStore {
+  return new TieredStore({
+    memory: { maxSize: memoryBytes, maxObjectSize: memoryBytes },
+    disk: { dir: join(root, String(dirs++)), maxSize: 1 << 20, maxObjectSize: 1 << 20 },
+    maxVariants: 4,
+    clock: () => 1_000_000,
+  });
+}
+
+describe('tiered store: one entry object per variant held in both tiers', () => {
+  it('gives the disk index the same object the memory tier holds, not a second copy of its metadata', async () => {
+    const store = tiered();
+    await store.set(testEntry('k', { etag: '"v1"' }));
+    const inMemory = store.memory.peek('k')![0]!;
+    expect(Buffer.isBuffer(inMemory.body)).toBe(true);
+    expect(store.disk.current('k', '')).toBe(inMemory);
+    await store.close();
+  });
+
+  it('lets go of the bytes in the disk index once memory evicts the entry: the index then keeps its body as the file', async () => {
+    const store = tiered();
+    await store.set(testEntry('a', { etag: '"a"', body: Buffer.from('bytes of a') }));
+    const a = store.memory.peek('a')![0]!;
+    await store.set(testEntry('b'));
+    expect(store.memory.peek('a')).toBeUndefined();
+
+    const onDisk = store.disk.current('a', '')!;
+    expect(onDisk).not.toBe(a);
+    expect(isFileBody(onDisk.body)).toBe(true);
+    expect(onDisk).toMatchObject({ key: 'a', etag: '"a"', storedAt: a.storedAt, deleteAt: a.deleteAt });
+    expect((await bodyBytes(onDisk.body)).toString()).toBe('bytes of a');
+    // The one still in memory is still shared.
+    expect(store.disk.current('b', '')).toBe(store.memory.peek('b')![0]);
+    await store.close();
+  });
+
+  it('indexes an entry memory refuses (charged more than the memory tier holds) with its file body', async () => {
+    const store = tiered();
+    await store.set(testEntry('big-charge', { size: 5000 }));
+    expect(store.memory.peek('big-charge')).toBeUndefined();
+    expect(isFileBody(store.disk.current('big-charge', '')!.body)).toBe(true);
+    await store.close();
+  });
+
+  it('shares an entry read back from disk into memory', async () => {
+    const store = tiered();
+    await store.set(testEntry('k'));
+    store.memory.delete('k');
+    expect(isFileBody(store.disk.current('k', '')!.body)).toBe(true);
+
+    expect(isFileBody(store.get('k')![0]!.body)).toBe(true);
+    await expect.poll(() => store.memory.peek('k')?.length ?? 0, { timeout: 10_000 }).toBe(1);
+    expect(store.disk.current('k', '')).toBe(store.memory.peek('k')![0]);
+    await store.close();
+  });
+});
+
+describe('tag index', () => {
+  it('keeps no reference to the entries it indexes (a memory entry there would keep its body alive)', () => {
+    const index = new TagIndex();
+    const entry = testEntry('k', { tags: ['t'] });
+    index.onStore(entry);
+    const [id] = index.ids('t');
+    expect(Object.values(index.ref(id!)!)).not.toContain(entry);
+    // And still tells a late removal of a replaced copy from the current one.
+    index.onRemove({ ...entry, storedAt: entry.storedAt - 1 }, 'replace');
+    expect(index.ids('t')).toEqual([id]);
+    index.onRemove({ ...entry }, 'evict');
+    expect(index.ids('t')).toEqual([]);
+  });
+});
