@@ -193,7 +193,24 @@ export class DiskStore implements StreamingStore, BodyOwner {
    */
   touch(key: string): void {
     const record = this.#keys.get(key);
-    if (record === undefined || this.#moves - record.moved <= this.#keys.size / 4) return;
+    if (record !== undefined) this.#touchRecord(key, record);
+  }
+
+  /**
+   * For a memory hit: whether the index holds exactly `count` variants of
+   * the key (so memory holds every one), marking the key used when it
+   * does. One index lookup on the hit path, where variantCount and touch
+   * took two.
+   */
+  touchIfHolding(key: string, count: number): boolean {
+    const record = this.#keys.get(key);
+    if (record === undefined || countOf(record) !== count) return false;
+    this.#touchRecord(key, record);
+    return true;
+  }
+
+  #touchRecord(key: string, record: KeyRecord): void {
+    if (this.#moves - record.moved <= this.#keys.size / 4) return;
     record.moved = ++this.#moves;
     this.#keys.delete(key);
     this.#keys.set(key, record);

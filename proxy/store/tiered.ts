@@ -71,10 +71,7 @@ export class TieredStore implements StreamingStore {
 
   get(key: string): readonly Entry[] | undefined {
     const inMemory = this.memory.get(key);
-    if (inMemory !== undefined && inMemory.length === this.disk.variantCount(key)) {
-      this.disk.touch(key);
-      return inMemory;
-    }
+    if (inMemory !== undefined && this.disk.touchIfHolding(key, inMemory.length)) return inMemory;
     const onDisk = this.disk.get(key);
     if (onDisk === undefined) return undefined;
     return onDisk.map((entry) => inMemory?.find((held) => held.variant === entry.variant) ?? this.#promote(entry));

@@ -91,6 +91,22 @@ describe('disk tier files', () => {
     await disk.close();
   });
 
+  it('tells a memory hit whether it holds every variant of the key, and marks the key used only then', async () => {
+    const dir = join(root, String(dirs++));
+    const events: string[] = [];
+    const disk = openDisk(dir, events, [], 2000);
+    await disk.set(testEntry('a', { variant: 'v1' }));
+    await disk.set(testEntry('a', { variant: 'v2' }));
+    await disk.set(testEntry('b'));
+    expect(disk.touchIfHolding('a', 1)).toBe(false);
+    expect(disk.touchIfHolding('nowhere', 0)).toBe(false);
+    expect(disk.touchIfHolding('a', 2)).toBe(true);
+    // a is now the most recently used key: b goes first once the bound is passed.
+    await disk.set(testEntry('c'));
+    expect(events.filter((event) => event.startsWith('evict'))).toEqual(['evict b']);
+    await disk.close();
+  });
+
   it('rewrites only the metadata when an entry is stored again with the same body (soft purge, freshening)', async () => {
     const dir = join(root, String(dirs++));
     const events: string[] = [];
