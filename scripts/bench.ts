@@ -32,7 +32,8 @@ interface Plan {
   readonly mode: 'full' | 'quick';
   readonly rounds: number;
   readonly runSeconds: number;
-  readonly warmSeconds: number;
+  /** Requests each target answers before its measured runs (JIT, connection pools), in one bounded burst of the scenario's own connections. */
+  readonly warmRequests: number;
   readonly connections: number;
   readonly passConnections: number;
   readonly burstClients: number;
@@ -42,8 +43,8 @@ interface Plan {
 }
 
 // Runs of 2 s (about 100,000 hits each at 1 KiB) keep a full run under 5 minutes with the floor, the metrics pair and the memory-only row.
-const FULL: Plan = { mode: 'full', rounds: 3, runSeconds: 2, warmSeconds: 1, connections: 50, passConnections: 1, burstClients: 200, zipfKeys: 100_000, zipfSequence: 100_000, memoryObjects: 100_000 };
-const QUICK: Plan = { ...FULL, mode: 'quick', rounds: 1, runSeconds: 1, warmSeconds: 1, zipfSequence: 20_000, memoryObjects: 5_000 };
+const FULL: Plan = { mode: 'full', rounds: 3, runSeconds: 2, warmRequests: 2000, connections: 50, passConnections: 1, burstClients: 200, zipfKeys: 100_000, zipfSequence: 100_000, memoryObjects: 100_000 };
+const QUICK: Plan = { ...FULL, mode: 'quick', rounds: 1, runSeconds: 1, warmRequests: 500, zipfSequence: 20_000, memoryObjects: 5_000 };
 
 const GIB = 1024 ** 3;
 const FLOOR_NOTE =
@@ -242,8 +243,10 @@ async function throughputScenario(context: Context, options: ThroughputOptions):
     // Two requests each: the first may fill the cache, the second must be answerable from it.
     for (const path of options.prime) for (let i = 0; i < 2; i++) await (await fetch(`${target.url}${path}`)).arrayBuffer();
     const stopWarm = options.during?.(target);
-    await runLoad(context.generator, spec(target, plan.warmSeconds), context.scripts);
+    const warmPaths = options.paths ?? [options.path ?? '/'];
+    const warm = await runCount(target.url, warmPaths, plan.warmRequests, options.connections);
     await stopWarm?.();
+    if (warm.errors + warm.non2xx > 0) log(`  warm-up of ${target.name}: ${warm.errors + warm.non2xx} failed requests`);
   }
   const samples: RunSample[] = [];
   for (let round = 1; round <= plan.rounds; round++) {
