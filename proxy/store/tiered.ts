@@ -84,10 +84,10 @@ export class TieredStore implements StreamingStore {
     const forMemory = Buffer.isBuffer(body) && body.length <= this.#memoryObjectLimit;
     const indexed = await this.disk.store(entry, forMemory);
     // Another write or a delete may have come first while the disk was written.
-    if (indexed === undefined || !forMemory || !this.disk.holds(indexed)) return;
-    // The entry itself, or (another worker's later copy won) that copy with these bytes.
-    const shared = indexed === entry ? entry : this.disk.share(indexed, body);
-    if (shared !== undefined) this.#keepInMemory(shared);
+    // A copy other than this entry won (another worker's later one): its bytes are its own file's, not these, so
+    // memory waits for a read to promote it rather than pairing its metadata with this body.
+    if (indexed !== entry || !forMemory || !this.disk.holds(entry)) return;
+    this.#keepInMemory(entry);
   }
 
   delete(key: string): number {
