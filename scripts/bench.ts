@@ -10,11 +10,13 @@
  *   --generator G    wrk or autocannon (default: wrk when installed)
  *   --scenarios LIST which scenarios to run (default all): hit-1k, hit-100k, hit-1m, zipf,
  *                    pass, coalesce, swr, hit-metrics, memory
+ *   --work-dir DIR   where the servers' cache directories go (default /dev/shm
+ *                    when writable, else the system's temporary directory)
  *   --compare CLI    also run another Lacquer build (its dist/proxy/cli.js) as the
  *                    target "lacquer-compare", interleaved with this one: a before/after
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -47,6 +49,22 @@ const FULL: Plan = { mode: 'full', rounds: 3, runSeconds: 2, warmRequests: 2000,
 const QUICK: Plan = { ...FULL, mode: 'quick', rounds: 1, runSeconds: 1, warmRequests: 500, zipfSequence: 20_000, memoryObjects: 5_000 };
 
 const GIB = 1024 ** 3;
+
+/**
+ * Where the servers' cache directories go: a tmpfs when the machine has
+ * one. No scenario measures disk speed (hits come from memory, RSS does
+ * not count the page cache), but filling and then removing the gigabyte
+ * of entries the memory scenario writes would take a minute of the run
+ * on a disk.
+ */
+function defaultWorkDir(): string {
+  try {
+    accessSync('/dev/shm', constants.W_OK);
+    return '/dev/shm';
+  } catch {
+    return tmpdir();
+  }
+}
 const FLOOR_NOTE =
   'The node:http floor is not a cache: it is Node’s HTTP server answering the same bytes from a Map (scripts/bench/node-floor.ts), the most one Node process can serve here. Lacquer’s distance to it is Lacquer’s own cost; the floor’s distance to a peer is Node’s.';
 const SHARED_NOTE =
@@ -75,12 +93,13 @@ async function main(): Promise<void> {
       compare: { type: 'string' },
       scenarios: { type: 'string' },
       generator: { type: 'string' },
+      'work-dir': { type: 'string' },
     },
   });
   const plan = values.quick ? QUICK : FULL;
   const log = (line: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
   const startedAt = new Date().toISOString();
-  const tmpDir = mkdtempSync(join(tmpdir(), 'lacquer-bench-'));
+  const tmpDir = mkdtempSync(join(values['work-dir'] ?? defaultWorkDir(), 'lacquer-bench-'));
   const cleanup = () => {
     killAllStartedSync();
     rmSync(tmpDir, { recursive: true, force: true });
@@ -111,6 +130,7 @@ async function main(): Promise<void> {
   const peerConfigs: Record<string, string> = {};
   const versions: Record<string, string> = { node: process.version, lacquer: 'this checkout (dist/proxy/cli.js)' };
   if (generator === 'wrk') versions['wrk'] = versionOf('wrk', ['--version']);
+  versions['cache directories under'] = tmpDir;
   for (const name of wanted) {
     if (name !== 'lacquer' && spawnSync(PEER_BINARIES[name], ['-h']).error !== undefined) {
       skipped.push(`${name} (${PEER_BINARIES[name]} is not installed)`);
@@ -148,9 +168,18 @@ async function main(): Promise<void> {
 
   const context: Context = { plan, generator, origin, targets, hitTargets, tmpDir, scripts: writeWrkScripts(tmpDir), log, compare: values.compare };
   const scenarios: ScenarioResult[] = [];
-  const hit = (id: string, title: string, path: string, withFloor = true) => {
+  const hit = (id: string, title: string, path: string, withFloor = true, warmRequests?: number) => {
     const measured = withFloor ? hitTargets : targets;
-    return throughputScenario(context, { id, title, path, targets: measured, connections: plan.connections, prime: [path], notes: measured.length > targets.length ? [FLOOR_NOTE] : [] });
+    return throughputScenario(context, {
+      id,
+      title,
+      path,
+      targets: measured,
+      connections: plan.connections,
+      prime: [path],
+      notes: measured.length > targets.length ? [FLOOR_NOTE] : [],
+      ...(warmRequests === undefined ? {} : { warmRequests }),
+    });
   };
 
   const chosen = values.scenarios?.split(',').map((id) => id.trim());
@@ -160,7 +189,7 @@ async function main(): Promise<void> {
   await run('hit-1k', () => hit('hit-1k', '1 KiB hit', PATHS.hit1k));
   await run('hit-100k', () => hit('hit-100k', '100 KiB hit', PATHS.hit100k));
   // At 1 MiB every target is bound by copying bytes through loopback; the floor would add time and nothing to read.
-  await run('hit-1m', () => hit('hit-1m', '1 MiB hit', PATHS.hit1m, false));
+  await run('hit-1m', () => hit('hit-1m', '1 MiB hit', PATHS.hit1m, false, 200));
   await run('zipf', () => zipfScenario(context));
   await run('pass', () =>
     throughputScenario(context, {
@@ -224,6 +253,8 @@ interface ThroughputOptions {
   readonly connections: number;
   readonly prime: readonly string[];
   readonly notes?: string[];
+  /** Warm-up requests when the plan's would take long (large bodies). */
+  readonly warmRequests?: number;
   /** Started with each warm-up and measured run of a target, stopped when it ends (e.g. a metrics scraper). */
   readonly during?: (target: Target) => (() => Promise<void>) | undefined;
 }
@@ -244,7 +275,7 @@ async function throughputScenario(context: Context, options: ThroughputOptions):
     for (const path of options.prime) for (let i = 0; i < 2; i++) await (await fetch(`${target.url}${path}`)).arrayBuffer();
     const stopWarm = options.during?.(target);
     const warmPaths = options.paths ?? [options.path ?? '/'];
-    const warm = await runCount(target.url, warmPaths, plan.warmRequests, options.connections);
+    const warm = await runCount(target.url, warmPaths, options.warmRequests ?? plan.warmRequests, options.connections);
     await stopWarm?.();
     if (warm.errors + warm.non2xx > 0) log(`  warm-up of ${target.name}: ${warm.errors + warm.non2xx} failed requests`);
   }
@@ -276,7 +307,7 @@ async function zipfScenario(context: Context): Promise<ScenarioResult> {
   const fill = distinct.map(PATHS.zipf);
   for (const target of context.hitTargets) {
     log(`  filling ${target.name} with ${fill.length} Zipf keys`);
-    await runCount(target.url, fill, fill.length, 32);
+    await runCount(target.url, fill, fill.length, 128);
   }
   return throughputScenario(context, {
     id: 'zipf',
@@ -422,7 +453,7 @@ async function memoryScenario(context: Context): Promise<ScenarioResult> {
       await sleep(1000);
       const rssBeforeBytes = rssBytes(target.pids());
       const rest = Array.from({ length: n }, (_, i) => PATHS.mem(warm + i));
-      const result = await runCount(target.url, rest, rest.length, 64);
+      const result = await runCount(target.url, rest, rest.length, 128);
       if (result.non2xx + result.errors > 0) notes.push(`${name}: ${result.non2xx + result.errors} failed requests while filling`);
       await sleep(2000);
       const rssAfterBytes = rssBytes(target.pids());
