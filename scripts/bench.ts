@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util';
 import { detectGenerator, runCount, runLoad, versionOf, writeWrkScripts, type Generator } from './bench/load.js';
 import { MEM_OBJECT_BYTES, PATHS, SLOW_DELAY_MS } from './bench/origin.js';
 import { killAllStartedSync, cpuSeconds, rssBytes, stopAllStarted } from './bench/procs.js';
-import { bars, LACQUER, ORIGIN_DIRECT, renderMarkdown, type BenchReport, type BurstSample, type MemorySample, type RunSample, type ScenarioResult } from './bench/report.js';
+import { bars, LACQUER, LACQUER_WORKERS, ORIGIN_DIRECT, renderMarkdown, type BenchReport, type BurstSample, type MemorySample, type RunSample, type ScenarioResult } from './bench/report.js';
 import { PEER_BINARIES, STARTERS, startNodeFloor, startOrigin, type Target, type TargetName } from './bench/targets.js';
 import { measureBurst } from './bench/burst.js';
 import { startScraper } from './bench/scraper.js';
@@ -65,6 +65,8 @@ function defaultWorkDir(): string {
     return tmpdir();
   }
 }
+const WORKERS_NOTE =
+  'lacquer (workers: 2) is the same build with `workers: 2`: a primary and two worker processes sharing the port, as Varnish’s threads share its cores. The bars are judged on the default, one process; on two cores the load generator competes with both workers.';
 const FLOOR_NOTE =
   'The node:http floor is not a cache: it is Node’s HTTP server answering the same bytes from a Map (scripts/bench/node-floor.ts), the most one Node process can serve here. Lacquer’s distance to it is Lacquer’s own cost; the floor’s distance to a peer is Node’s.';
 const SHARED_NOTE =
@@ -166,10 +168,19 @@ async function main(): Promise<void> {
     log(`${floor.name} at ${floor.url}`);
   }
 
+  // Varnish's threads use every core; Lacquer does with `workers`. Measured beside the rest at 1 KiB, where one thread is the limit.
+  const withWorkers: Target[] = [];
+  if (only === undefined || only.includes('lacquer')) {
+    const workers = await STARTERS.lacquer({ originUrl: origin.url, tmpDir, cacheBytes: GIB, label: LACQUER_WORKERS, workers: 2 });
+    withWorkers.push(workers);
+    peerConfigs[workers.name] = workers.config!;
+    log(`${workers.name} at ${workers.url}`);
+  }
+
   const context: Context = { plan, generator, origin, targets, hitTargets, tmpDir, scripts: writeWrkScripts(tmpDir), log, compare: values.compare };
   const scenarios: ScenarioResult[] = [];
-  const hit = (id: string, title: string, path: string, withFloor = true, warmRequests?: number) => {
-    const measured = withFloor ? hitTargets : targets;
+  const hit = (id: string, title: string, path: string, withFloor = true, warmRequests?: number, extra: readonly Target[] = []) => {
+    const measured = [...(withFloor ? hitTargets : targets), ...extra];
     return throughputScenario(context, {
       id,
       title,
@@ -177,7 +188,7 @@ async function main(): Promise<void> {
       targets: measured,
       connections: plan.connections,
       prime: [path],
-      notes: measured.length > targets.length ? [FLOOR_NOTE] : [],
+      notes: [...(withFloor && hitTargets.length > targets.length ? [FLOOR_NOTE] : []), ...(extra.length > 0 ? [WORKERS_NOTE] : [])],
       ...(warmRequests === undefined ? {} : { warmRequests }),
     });
   };
@@ -186,7 +197,8 @@ async function main(): Promise<void> {
   const run = async (id: string, scenario: () => Promise<ScenarioResult> | ScenarioResult) => {
     if (chosen === undefined || chosen.includes(id)) scenarios.push(await scenario());
   };
-  await run('hit-1k', () => hit('hit-1k', '1 KiB hit', PATHS.hit1k));
+  await run('hit-1k', () => hit('hit-1k', '1 KiB hit', PATHS.hit1k, true, undefined, withWorkers));
+  await Promise.all(withWorkers.map((target) => target.stop()));
   await run('hit-100k', () => hit('hit-100k', '100 KiB hit', PATHS.hit100k));
   // At 1 MiB every target is bound by copying bytes through loopback; the floor would add time and nothing to read.
   await run('hit-1m', () => hit('hit-1m', '1 MiB hit', PATHS.hit1m, false, 200));

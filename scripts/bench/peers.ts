@@ -117,6 +117,8 @@ export interface LacquerOptions {
   readonly metrics?: boolean;
   /** false: the memory tier alone (cache.disk.enabled: false), as Varnish's malloc storage. Default true, as users run it. */
   readonly disk?: boolean;
+  /** Processes serving requests (`workers:`); absent leaves Lacquer's default, 1. */
+  readonly workers?: number;
 }
 
 /** The YAML Lacquer reads; listen, admin and origin are given as flags, as a user would. */
@@ -132,5 +134,5 @@ cache:
 ${options.disk === false ? '    enabled: false' : `    maxSize: ${Math.max(options.memoryBytes, DEFAULT_DISK_BYTES)}`}
 log:
   level: silent
-${options.metrics === false ? 'metrics:\n  enabled: false\n' : ''}`;
+${options.metrics === false ? 'metrics:\n  enabled: false\n' : ''}${options.workers === undefined ? '' : `workers: ${options.workers}\n`}`;
 }

@@ -70,6 +70,8 @@ export interface BenchReport {
 
 export const LACQUER = 'lacquer';
 export const ORIGIN_DIRECT = 'origin (direct)';
+/** The same build with `workers: 2`, measured beside the default in the 1 KiB hit. */
+export const LACQUER_WORKERS = 'lacquer (workers: 2)';
 
 export function summarize(samples: readonly RunSample[], target: string): ThroughputSummary | undefined {
   const mine = samples.filter((sample) => sample.target === target);
@@ -120,6 +122,12 @@ export function bars(report: Pick<BenchReport, 'scenarios'>): Bar[] {
   const v1 = throughput('hit-1k', 'varnish');
   judge('1 KiB hit throughput', '≥ 1.0× Varnish', l1 && v1 ? ratio(l1.rps, v1.rps) : undefined, (v) => v >= 1, times);
   judge('1 KiB hit p99', '≤ Varnish p99', l1 && v1 ? ratio(l1.p99Ms, v1.p99Ms) : undefined, (v) => v <= 1, (v) => `${times(v)} Varnish's (${ms(l1!.p99Ms)} vs ${ms(v1!.p99Ms)})`);
+  // For reference: the bars are the default's (one process), but Varnish's threads take every core, as `workers` lets Lacquer do.
+  const w1 = throughput('hit-1k', LACQUER_WORKERS);
+  if (w1 !== undefined) {
+    judge('1 KiB hit throughput, workers: 2 (reference)', '≥ 1.0× Varnish', v1 ? ratio(w1.rps, v1.rps) : undefined, (v) => v >= 1, times);
+    judge('1 KiB hit p99, workers: 2 (reference)', '≤ Varnish p99', v1 ? ratio(w1.p99Ms, v1.p99Ms) : undefined, (v) => v <= 1, (v) => `${times(v)} Varnish's (${ms(w1.p99Ms)} vs ${ms(v1!.p99Ms)})`);
+  }
   const l100 = throughput('hit-100k', LACQUER);
   const v100 = throughput('hit-100k', 'varnish');
   judge('100 KiB hit throughput', '≥ 1.2× Varnish', l100 && v100 ? ratio(l100.rps, v100.rps) : undefined, (v) => v >= 1.2, times);

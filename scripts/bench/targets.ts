@@ -65,6 +65,8 @@ export interface StartOptions {
   readonly metrics?: boolean;
   /** Lacquer only: false runs the memory tier alone (default: its disk tier on, as users run it). */
   readonly disk?: boolean;
+  /** Lacquer only: worker processes (default: its own default, 1). */
+  readonly workers?: number;
 }
 
 /** Lacquer as users run it: the built CLI in a child process. */
@@ -73,7 +75,7 @@ export async function startLacquer(options: StartOptions): Promise<Target> {
   const dir = join(options.tmpDir, `lacquer-${port}`);
   mkdirSync(dir, { recursive: true });
   const configFile = join(dir, 'lacquer.yaml');
-  writeFileSync(configFile, lacquerConfig({ memoryBytes: options.cacheBytes, ...(options.metrics === undefined ? {} : { metrics: options.metrics }), ...(options.disk === undefined ? {} : { disk: options.disk }) }));
+  writeFileSync(configFile, lacquerConfig({ memoryBytes: options.cacheBytes, ...(options.metrics === undefined ? {} : { metrics: options.metrics }), ...(options.disk === undefined ? {} : { disk: options.disk }), ...(options.workers === undefined ? {} : { workers: options.workers }) }));
   const child = startProcess(
     process.execPath,
     [...(options.nodeArgs ?? []), resolve(options.cliPath ?? 'dist/proxy/cli.js'), '--config', configFile, '--origin', options.originUrl, '--listen', `${LOOPBACK}:${port}`, '--admin', `${LOOPBACK}:${adminPort}`],

@@ -282,6 +282,17 @@ describe('bench: report', () => {
     expect(byName.get('1 KiB hit p99')).toMatchObject({ verdict: 'missed' });
     expect(byName.get('CPU per 1 KiB hit')).toMatchObject({ verdict: 'met', measured: '10.0 µs' });
     expect(byName.get('100 KiB hit throughput')).toMatchObject({ verdict: 'not measured' });
+    // Without a workers: 2 target in the run there is no reference row.
+    expect([...byName.keys()].some((name) => name.includes('workers'))).toBe(false);
+  });
+
+  it('adds reference rows for workers: 2 when the run measured it, judged against the same Varnish runs', () => {
+    const withWorkers = [...samples, sample('lacquer (workers: 2)', 1, 48_000, 1, 1), sample('lacquer (workers: 2)', 2, 50_000, 1, 1), sample('lacquer (workers: 2)', 3, 52_000, 1, 1)];
+    const report = { scenarios: [{ kind: 'throughput' as const, id: 'hit-1k', title: '1 KiB hit', connections: 50, samples: withWorkers, notes: [] }] };
+    const byName = new Map(bars(report).map((bar) => [bar.name, bar]));
+    expect(byName.get('1 KiB hit throughput, workers: 2 (reference)')).toMatchObject({ verdict: 'met', measured: '1.14×' });
+    expect(byName.get('1 KiB hit p99, workers: 2 (reference)')).toMatchObject({ verdict: 'met' });
+    expect(byName.get('1 KiB hit throughput')).toMatchObject({ verdict: 'met', measured: '1.25×' });
   });
 
   it('counts memory overhead as RSS growth beyond the body bytes, per object', () => {
