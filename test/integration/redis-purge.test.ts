@@ -1,11 +1,10 @@
 import { createClient } from 'redis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Config } from '../../config/types.js';
-import { startLacquer, type RunningLacquer } from '../../proxy/main.js';
-import { wholeLacquerConfig } from '../helpers/lacquer.js';
-import { startOrigin, type TestOrigin } from '../helpers/origin.js';
+import type { RunningLacquer } from '../../proxy/main.js';
 import { fetchText } from '../helpers/proxy.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
+import type { TestRedis } from '../helpers/redis.js';
+import { useRedisFleet } from '../helpers/redis-fleet.js';
 import { tempDir } from '../helpers/tempdir.js';
 
 /**
@@ -17,41 +16,16 @@ import { tempDir } from '../helpers/tempdir.js';
 // Generous: the measured propagation is a few milliseconds (scripts/purge-propagation.ts); this only has to catch "never".
 const PROPAGATION_BOUND_MS = 5_000;
 
-let origin: TestOrigin;
-const running = new Set<RunningLacquer>();
-const servers = new Set<TestRedis>();
-
-beforeAll(async () => {
-  // Every path is tagged with its own name and "all"; the body counts origin visits, so a refetch is visible.
-  origin = await startOrigin((request, response, count) => {
-    response.writeHead(200, { 'cache-control': 'max-age=600', 'surrogate-key': `all ${request.url.slice(1)}` });
-    response.end(`${request.url}#${count}`);
-  });
+// Every path is tagged with its own name and "all"; the body counts origin visits, so a refetch is visible.
+const fleet = useRedisFleet((request, response, count) => {
+  response.writeHead(200, { 'cache-control': 'max-age=600', 'surrogate-key': `all ${request.url.slice(1)}` });
+  response.end(`${request.url}#${count}`);
 });
 
-afterEach(async () => {
-  try {
-    await Promise.allSettled([...running].map((lacquer) => lacquer.close()));
-  } finally {
-    running.clear();
-    // Whatever happened above, no redis-server outlives its test.
-    await Promise.allSettled([...servers].map((server) => server.stop('SIGKILL')));
-    servers.clear();
-  }
-});
-
-afterAll(() => origin.close());
-
-async function redisServer(options: { persistDir?: string } = {}): Promise<TestRedis> {
-  const server = await startRedis(options);
-  servers.add(server);
-  return server;
-}
+const { redis: redisServer, start, stop } = fleet;
 
 function configFor(redis: TestRedis, instanceId: string, extra: { cacheDir?: string; retention?: number; queueSize?: number } = {}): Config {
-  const config = wholeLacquerConfig(origin.url);
-  config.redis.url = redis.url;
-  config.redis.instanceId = instanceId;
+  const config = fleet.config(redis, instanceId);
   // Each test's Redis is fresh, but a prefix per test keeps even a reused port from mixing streams.
   config.redis.keyPrefix = `t${redis.port}:`;
   if (extra.retention !== undefined) config.redis.purge.retention = extra.retention;
@@ -61,17 +35,6 @@ function configFor(redis: TestRedis, instanceId: string, extra: { cacheDir?: str
     config.cache.disk.path = extra.cacheDir;
   }
   return config;
-}
-
-async function start(config: Config): Promise<RunningLacquer> {
-  const lacquer = await startLacquer(config);
-  running.add(lacquer);
-  return lacquer;
-}
-
-async function stop(lacquer: RunningLacquer): Promise<void> {
-  running.delete(lacquer);
-  await lacquer.close();
 }
 
 // One Host throughout: keys name the host, and each instance listens on its own port.
@@ -103,7 +66,7 @@ describe('purges shared through a Redis Stream', () => {
     const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((id) => start(configFor(redis, id))));
     const before = new Map<RunningLacquer, { red: string; blue: string }>();
     for (const lacquer of [a!, b!, c!]) before.set(lacquer, { red: await get(lacquer, '/red'), blue: await get(lacquer, '/blue') });
-    const fetched = origin.hits();
+    const fetched = fleet.origin.hits();
 
     const answer = await purge(a!, { tags: ['red'] });
     expect(answer.status).toBe(200);
@@ -112,9 +75,9 @@ describe('purges shared through a Redis Stream', () => {
     expect(await get(a!, '/red')).not.toBe(before.get(a!)!.red);
     for (const lacquer of [b!, c!]) await untilChanged(lacquer, '/red', before.get(lacquer)!.red);
     // One refetch of /red per instance, and /blue is still a hit everywhere.
-    expect(origin.hits()).toBe(fetched + 3);
+    expect(fleet.origin.hits()).toBe(fetched + 3);
     for (const lacquer of [a!, b!, c!]) expect(await get(lacquer, '/blue')).toBe(before.get(lacquer)!.blue);
-    expect(origin.hits()).toBe(fetched + 3);
+    expect(fleet.origin.hits()).toBe(fetched + 3);
   });
 
   it('an instance applies no purge twice and never its own: the counters say so', async () => {
@@ -141,13 +104,13 @@ describe('purges shared through a Redis Stream', () => {
     await stop(b);
 
     expect((await purge(a, { tags: ['red'] })).status).toBe(200);
-    const fetched = origin.hits();
+    const fetched = fleet.origin.hits();
     b = await start(configFor(redis, 'b', { cacheDir }));
     // main.ts reads the stream to its end before it listens: the first request already sees the purge.
     expect(await get(b, '/red')).not.toBe(red);
     // The rest came back from disk, untouched.
     expect(await get(b, '/blue')).toBe(blue);
-    expect(origin.hits()).toBe(fetched + 1);
+    expect(fleet.origin.hits()).toBe(fetched + 1);
   });
 
   it('Redis stopped mid-run and started again: purges made meanwhile are queued, published, applied; nothing crashes', async () => {

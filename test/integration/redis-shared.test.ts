@@ -1,60 +1,30 @@
 import { createClient } from 'redis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Config } from '../../config/types.js';
-import { startLacquer, type RunningLacquer } from '../../proxy/main.js';
+import type { RunningLacquer } from '../../proxy/main.js';
 import type { RedisClient } from '../../redis/connection.js';
 import { SharedTier } from '../../redis/shared-tier.js';
 import { testEntry } from '../helpers/entries.js';
-import { wholeLacquerConfig } from '../helpers/lacquer.js';
-import { startOrigin, type TestOrigin } from '../helpers/origin.js';
+import { startOrigin } from '../helpers/origin.js';
 import { fetchText } from '../helpers/proxy.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
+import type { TestRedis } from '../helpers/redis.js';
+import { useRedisFleet } from '../helpers/redis-fleet.js';
 
 /** The shared tier in a real redis-server under each instance's local tiers. */
 
-let origin: TestOrigin;
-const running = new Set<RunningLacquer>();
-const servers = new Set<TestRedis>();
-
-beforeAll(async () => {
-  origin = await startOrigin((request, response, count) => {
-    response.writeHead(200, { 'cache-control': 'max-age=600', 'surrogate-key': `all ${request.url.slice(1).split('/')[0]}` });
-    response.end(`${request.url}#${count}`);
-  });
+const fleet = useRedisFleet((request, response, count) => {
+  response.writeHead(200, { 'cache-control': 'max-age=600', 'surrogate-key': `all ${request.url.slice(1).split('/')[0]}` });
+  response.end(`${request.url}#${count}`);
 });
 
-afterEach(async () => {
-  try {
-    await Promise.allSettled([...running].map((lacquer) => lacquer.close()));
-  } finally {
-    running.clear();
-    await Promise.allSettled([...servers].map((server) => server.stop('SIGKILL')));
-    servers.clear();
-  }
-});
-
-afterAll(() => origin.close());
-
-async function redisServer(): Promise<TestRedis> {
-  const server = await startRedis();
-  servers.add(server);
-  return server;
-}
+const { redis: redisServer, start } = fleet;
 
 function configFor(redis: TestRedis, instanceId: string): Config {
-  const config = wholeLacquerConfig(origin.url);
-  config.redis.url = redis.url;
-  config.redis.instanceId = instanceId;
+  const config = fleet.config(redis, instanceId);
   config.redis.shared.enabled = true;
   // Generous: a loaded CI box must not turn shared hits into misses here.
   config.redis.shared.timeout = 2000;
   return config;
-}
-
-async function start(config: Config): Promise<RunningLacquer> {
-  const lacquer = await startLacquer(config);
-  running.add(lacquer);
-  return lacquer;
 }
 
 const get = async (lacquer: RunningLacquer, path: string) => fetchText(lacquer.proxyUrl + path, { headers: { host: 'shop.example' } });
@@ -84,11 +54,11 @@ describe('the shared tier', () => {
     const a = await start(configFor(redis, 'a'));
     const first = await get(a, '/news/1');
     await untilShared(redis, 'shop.example/news/1');
-    const fetched = origin.hits();
+    const fetched = fleet.origin.hits();
     const b = await start(configFor(redis, 'b'));
     const fromShared = await get(b, '/news/1');
     expect(fromShared.body).toBe(first.body);
-    expect(origin.hits()).toBe(fetched);
+    expect(fleet.origin.hits()).toBe(fetched);
     // Copied into B's own tiers: a local hit from now on.
     expect((await get(b, '/news/1')).headers['cache-status']).toMatch(/hit/);
     expect((await fetchText(`${b.adminUrl}/metrics`)).body).toMatch(/^lacquer_shared_tier_lookups_total\{result="hit"\} 1$/m);
@@ -104,10 +74,10 @@ describe('the shared tier', () => {
     expect((await purge(a, { tags: ['news'] })).status).toBe(200);
     // An instance that never held it finds no old copy in Redis, while /sport/1 still comes from there.
     const c = await start(configFor(redis, 'c'));
-    const fetched = origin.hits();
+    const fetched = fleet.origin.hits();
     expect((await get(c, '/news/2')).body).not.toBe(old.body);
     await get(c, '/sport/1');
-    expect(origin.hits()).toBe(fetched + 1);
+    expect(fleet.origin.hits()).toBe(fetched + 1);
   });
 
   it('a prefix purge (which Redis cannot look up by name) retires every shared entry', async () => {
@@ -118,10 +88,10 @@ describe('the shared tier', () => {
     await untilShared(redis, 'shop.example/sport/2');
     await purge(a, { prefixes: ['/news/'] });
     const c = await start(configFor(redis, 'c'));
-    const fetched = origin.hits();
+    const fetched = fleet.origin.hits();
     await get(c, '/news/3');
     await get(c, '/sport/2');
-    expect(origin.hits()).toBe(fetched + 2);
+    expect(fleet.origin.hits()).toBe(fetched + 2);
   });
 
   it('refuses a copy whose fetch began before a purge of what it names', async () => {
@@ -156,10 +126,10 @@ describe('the shared tier', () => {
       raw.destroy();
     }
     const a = await start(configFor(redis, 'a'));
-    const fetched = origin.hits();
+    const fetched = fleet.origin.hits();
     expect((await get(a, '/junk')).body).toMatch(/^\/junk#/);
     expect((await get(a, '/forged')).body).toMatch(/^\/forged#/);
-    expect(origin.hits()).toBe(fetched + 2);
+    expect(fleet.origin.hits()).toBe(fetched + 2);
   });
 
   it('a hung Redis turns shared lookups into misses after redis.shared.timeout, counted as errors', async () => {
@@ -169,9 +139,9 @@ describe('the shared tier', () => {
     const a = await start(config);
     redis.pause();
     try {
-      const fetched = origin.hits();
+      const fetched = fleet.origin.hits();
       expect((await get(a, '/news/5')).status).toBe(200);
-      expect(origin.hits()).toBe(fetched + 1);
+      expect(fleet.origin.hits()).toBe(fetched + 1);
       expect((await fetchText(`${a.adminUrl}/metrics`)).body).toMatch(/^lacquer_redis_errors_total\{operation="shared"\} [1-9]/m);
     } finally {
       redis.resume();
@@ -220,19 +190,19 @@ describe('the shared tier', () => {
     const config = configFor(redis, 'a');
     config.redis.shared.lockTtl = 400;
     const a = await start(config);
-    const fetched = origin.hits();
+    const fetched = fleet.origin.hits();
     expect((await get(a, '/orphan')).status).toBe(200);
-    expect(origin.hits()).toBe(fetched + 1);
+    expect(fleet.origin.hits()).toBe(fetched + 1);
   });
 
   it('with Redis gone, lookups are misses and the proxy serves from the origin and its own tiers', async () => {
     const redis = await redisServer();
     const a = await start(configFor(redis, 'a'));
     await redis.stop('SIGKILL');
-    const fetched = origin.hits();
+    const fetched = fleet.origin.hits();
     expect((await get(a, '/news/4')).status).toBe(200);
     expect((await get(a, '/news/4')).headers['cache-status']).toMatch(/hit/);
-    expect(origin.hits()).toBe(fetched + 1);
+    expect(fleet.origin.hits()).toBe(fetched + 1);
   });
 
   it('with lockTtl, a Redis that stops answering turns the lock into a miss after redis.shared.timeout, never a hang', async () => {
