@@ -3,7 +3,7 @@ import type { Registry } from 'prom-client';
 import type { KeyOptions } from '../config/types.js';
 import type { Entry } from '../proxy/cache/entry.js';
 import { requestTarget } from '../proxy/cache/key.js';
-import type { HeaderMap } from '../proxy/http/headers.js';
+import { setField, type HeaderMap } from '../proxy/http/headers.js';
 import type { Store } from '../proxy/store/store.js';
 import { explain } from './explain.js';
 
@@ -77,7 +77,7 @@ export function parseExplainQuery(query: Record<string, string | string[] | unde
     const colon = line.indexOf(':');
     const name = colon <= 0 ? '' : line.slice(0, colon).trim().toLowerCase();
     if (!/^[!#$%&'*+\-.^_`|~0-9a-z]+$/.test(name)) return `expected header=Name: value, got "${line}"`;
-    headers[name] = line.slice(colon + 1).trim();
+    setField(headers, name, line.slice(colon + 1).trim());
   }
   let path: string;
   if (url.startsWith('/')) {

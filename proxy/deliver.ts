@@ -3,7 +3,7 @@ import { isFileBody, streamFileBody, type Body } from './cache/body.js';
 import { clientHasCurrent } from './cache/conditional.js';
 import type { Entry } from './cache/entry.js';
 import { ageSeconds } from './cache/freshness.js';
-import type { HeaderMap, StoredHeaders } from './http/headers.js';
+import { setField, type HeaderMap, type StoredHeaders } from './http/headers.js';
 import { rangeFor } from './cache/range.js';
 
 /**
@@ -128,7 +128,7 @@ const FULL_RANGE = { kind: 'full' } as const;
  */
 function withPerResponseFields(stored: StoredHeaders, age: string, status: string): HeaderMap {
   const headers: HeaderMap = {};
-  for (const name in stored) headers[name] = stored[name];
+  for (const name in stored) setField(headers, name, stored[name]);
   headers['age'] = age;
   headers['cache-status'] = status;
   return headers;

@@ -9,7 +9,7 @@ import { connectionNamesOthers, fieldsOriginDoesNotSee, strippedFields } from '.
 import { remainingTtl, type Delivery } from './deliver.js';
 import { requestChannel, type RequestEvent } from './events.js';
 import type { ProxyRequest } from './flow.js';
-import type { HeaderMap } from './http/headers.js';
+import { setField, type HeaderMap } from './http/headers.js';
 import type { Store } from './store/store.js';
 
 /**
@@ -26,7 +26,9 @@ import type { Store } from './store/store.js';
  * included), conditional and Range requests, a request Cache-Control or
  * Pragma, Authorization, a request body, a miss, a stale entry, a body on
  * disk, a response the framework would change on its way out (a
- * Content-Length that is not the body's, a bodiless status).
+ * Content-Length that is not the body's, a bodiless status), an entry that
+ * varies on `__proto__` or a key that names it (a request field Node's
+ * parser drops).
  */
 
 export interface FastHitOptions {
@@ -105,6 +107,8 @@ function plainStatus(status: number): boolean {
 export function headerBlockFor(entry: Entry, cacheName: string): HeaderBlock | false {
   const body = entry.body;
   if (!Buffer.isBuffer(body) || !plainStatus(entry.status)) return false;
+  // Node's parser drops a request field named __proto__, which the flow puts back (server.ts): the variant must be chosen there.
+  if (entry.vary.includes('__proto__')) return false;
   const headers = entry.headers;
   if (headers['content-length'] !== String(body.length)) return false;
   const fields: (string | string[])[] = [];
@@ -120,6 +124,8 @@ export function headerBlockFor(entry: Entry, cacheName: string): HeaderBlock | f
 export function createFastHit(options: FastHitOptions): FastHit {
   const { store, clock } = options;
   const keyOptions = options.config.key;
+  // A key naming __proto__ reads a request field Node's parser drops (server.ts puts it back): every key is the flow's to compute.
+  if (keyOptions.headers.includes('__proto__')) return () => false;
   const cacheName = options.config.cache.name;
   const strip = strippedFields(options.config.request.stripHeaders, keyOptions.headers);
   // A field the origin would not see makes the flow key the request without it: the flow's to answer.
@@ -199,7 +205,7 @@ class FastDelivery implements Delivery {
     if (this.#headers !== undefined) return this.#headers;
     const headers: HeaderMap = {};
     const fields = this.#fields;
-    for (let i = 0; i < fields.length - AGE_FROM_END - 1; i += 2) headers[fields[i] as string] = fields[i + 1]!;
+    for (let i = 0; i < fields.length - AGE_FROM_END - 1; i += 2) setField(headers, fields[i] as string, fields[i + 1]);
     headers['age'] = this.#age;
     headers['cache-status'] = this.#cacheStatus;
     this.#headers = headers;

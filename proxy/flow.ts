@@ -11,7 +11,7 @@ import { encodingBucket, variantOf } from './cache/vary.js';
 import { cacheStatus, deliverEntry, plainDelivery, remainingTtl, withFacts, type CacheStatusFacts, type Delivery, type Outcome } from './deliver.js';
 import { ProxyError, upstreamError } from './errors.js';
 import { publishFlow, refreshPhase, requestOrigin } from './events.js';
-import { headerValue, tokenList, type HeaderMap } from './http/headers.js';
+import { headerValue, setField, tokenList, type HeaderMap } from './http/headers.js';
 import type { FileBody } from './cache/body.js';
 import { isStreamingStore, type BodyWriter, type MaybePromise, type Store } from './store/store.js';
 import { streamToDisk } from './store/stream-fill.js';
@@ -571,7 +571,7 @@ function withBodyLength(plan: EntryPlan, body: { readonly length: number }): Ent
 /** A one-request view of a validated response that may not be stored. */
 function transientPlan(stale: Entry, headers: HeaderMap, requestTime: number, responseTime: number): EntryPlan {
   const kept: Record<string, string | string[]> = {};
-  for (const name in headers) if (headers[name] !== undefined) kept[name] = headers[name]!;
+  for (const name in headers) if (headers[name] !== undefined) setField(kept, name, headers[name]!);
   return {
     status: stale.status,
     headers: kept,

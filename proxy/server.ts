@@ -7,7 +7,7 @@ import { requestChannel, type RequestEvent } from './events.js';
 import { originTransportError } from './errors.js';
 import { createFastHit } from './fast-hit.js';
 import { Flow, type FlowDependencies, type ProxyRequest } from './flow.js';
-import { isSingleMediaType, type HeaderMap } from './http/headers.js';
+import { isSingleMediaType, restoreProtoField, type HeaderMap } from './http/headers.js';
 import { interimToForward } from './upstream/interim.js';
 
 /**
@@ -55,6 +55,8 @@ export function buildProxyServer(deps: ProxyServerOptions): ProxyServer {
     url: '/*',
     handler: async (request, reply) => {
       const started = performance.now();
+      // Node's parser drops a field named __proto__; the origin must see it, and a Vary may name it.
+      restoreProtoField(request.raw.headers, request.raw.rawHeaders);
       const proxyRequest: ProxyRequest = {
         method: request.method,
         url: request.url,
@@ -166,7 +168,10 @@ function send(reply: FastifyReply, delivery: Delivery): FastifyReply {
   reply.code(delivery.status);
   for (const name in delivery.headers) {
     const value = delivery.headers[name];
-    if (value !== undefined) reply.header(name, value);
+    if (value === undefined) continue;
+    // Fastify keeps a reply's fields in a plain object, where `__proto__` would be lost (http/headers.ts setField); Node's own table has no prototype.
+    if (name === '__proto__') reply.raw.setHeader(name, value);
+    else reply.header(name, value);
   }
   return reply.send(bodyAsSent(reply, delivery));
 }

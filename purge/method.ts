@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { headerValue } from '../proxy/http/headers.js';
 import { badRequest, deniedPurge, round } from './http.js';
 import type { Authorizer } from './auth.js';
 import { PurgeSpecError, type Purger } from './purger.js';
@@ -38,8 +39,9 @@ function purgeMethodHandler(options: PurgeMethodOptions) {
 
     const mode = modeOf(request.headers['purge-mode']);
     if (mode === undefined) return badRequest(reply, 'Purge-Mode must be "soft" or "hard"');
-    const tagValue = request.headers[options.tagHeader];
-    const tags = (Array.isArray(tagValue) ? tagValue.join(',') : tagValue ?? '').split(/[\s,]+/).filter((tag) => tag !== '');
+    // headerValue, not an index: a configured name such as `constructor` would otherwise read Object.prototype's member when absent.
+    const tagValue = headerValue(request.headers, options.tagHeader);
+    const tags = (tagValue ?? '').split(/[\s,]+/).filter((tag) => tag !== '');
     if (tagValue !== undefined && tags.length === 0) return badRequest(reply, `the ${options.tagHeader} header names no tags`);
     const spec: PurgeSpec = tags.length > 0 ? { urls: [], tags, prefixes: [], all: false, mode } : { urls: [request.url], tags: [], prefixes: [], all: false, mode };
 

@@ -1,4 +1,4 @@
-import { headerValue, parseHttpDate, splitList, type HeaderMap } from '../http/headers.js';
+import { headerValue, parseHttpDate, setField, splitList, type HeaderMap } from '../http/headers.js';
 import type { Entry } from './entry.js';
 
 /**
@@ -56,11 +56,12 @@ const KEPT_ON_FRESHEN = new Set(['content-length', 'content-encoding', 'content-
  * told their copy of that other body is ours.
  */
 export function freshenedHeaders(stored: HeaderMap, notModified: HeaderMap): HeaderMap {
+  // A spread copies every own field as a field, `__proto__` included.
   const merged: HeaderMap = { ...stored };
   for (const name in notModified) {
     if (KEPT_ON_FRESHEN.has(name) || notModified[name] === undefined) continue;
     if (name === 'etag' && stored['etag'] !== undefined) continue;
-    merged[name] = notModified[name];
+    setField(merged, name, notModified[name]);
   }
   return merged;
 }

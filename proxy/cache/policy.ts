@@ -2,7 +2,7 @@ import CachePolicy from 'http-cache-semantics';
 import type { Body } from './body.js';
 import { compactHeaders, flat } from './compact.js';
 import type { CacheOptions, TagOptions } from '../../config/types.js';
-import { headerValue, splitList, tokenList, type HeaderMap, type StoredHeaders } from '../http/headers.js';
+import { headerValue, setField, splitList, tokenList, type HeaderMap, type StoredHeaders } from '../http/headers.js';
 import { deltaSeconds, parseCacheControl, parseSurrogateControl, parseTargetedCacheControl, qualifiedFields, type Directives } from './cache-control.js';
 import { ENTRY_OVERHEAD_BYTES, headersSize, type Entry } from './entry.js';
 import { correctedInitialAge, freshnessLifetime, type Lifetime, type ResponseFacts } from './freshness.js';
@@ -242,7 +242,7 @@ function storedHeaders(headers: HeaderMap, removed: ReadonlySet<string>): Stored
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined || name === 'age' || removed.has(name)) continue;
-    kept[name] = value;
+    setField(kept, name, value);
   }
   return kept;
 }

@@ -8,6 +8,51 @@ export type HeaderMap = Record<string, HeaderValue>;
 /** Headers as stored in an entry and sent on a hit: no undefined values. */
 export type StoredHeaders = Record<string, string | string[]>;
 
+/**
+ * Sets one field on a header object. A field may be named `__proto__`
+ * (any token is a field name, RFC 9110 §5.1), and assigning that name on an
+ * ordinary object calls Object.prototype's setter instead of adding a field:
+ * a string is dropped, and an array (a repeated field) becomes the object's
+ * prototype, whose elements then read as fields named "0", "1", … So that
+ * one name is defined as an own field; every other name is a plain
+ * assignment, and the object stays an ordinary one (an object without a
+ * prototype is slower to build and read in V8).
+ */
+export function setField<T>(headers: Record<string, T>, name: string, value: NoInfer<T>): void {
+  if (name === PROTO) Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true });
+  else headers[name] = value;
+}
+
+const PROTO = '__proto__';
+
+/**
+ * Node's request parser stores fields with plain assignment, so a request
+ * field named `__proto__` never reaches `req.headers` (see setField). This
+ * puts it back, from the raw header lines, as Node would have stored it: one
+ * value, repeated lines joined with ", ". A name of nine characters is
+ * rare, so most requests cost one length comparison per line.
+ */
+export function restoreProtoField(headers: HeaderMap, rawHeaders: readonly string[]): void {
+  let value: string | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length !== PROTO.length || name.toLowerCase() !== PROTO) continue;
+    const line = rawHeaders[i + 1] ?? '';
+    value = value === undefined ? line : `${value}, ${line}`;
+  }
+  if (value !== undefined && !Object.hasOwn(headers, PROTO)) setField(headers, PROTO, value);
+}
+
+/**
+ * Whether a field is present. For names that come from configuration or
+ * from the origin (Vary, Connection), not `headers[name] !== undefined`:
+ * an absent `constructor` or `__proto__` reads Object.prototype's member.
+ */
+export function hasField(headers: HeaderMap, name: string): boolean {
+  const value = headers[name];
+  return typeof value === 'string' || Array.isArray(value);
+}
+
 /** One field value; repeated fields are combined with ", " as RFC 9110 §5.3 allows. */
 export function headerValue(headers: HeaderMap, name: string): string | undefined {
   const value = headers[name];

@@ -1,4 +1,4 @@
-import { tokenList, type HeaderMap } from '../http/headers.js';
+import { hasField, setField, tokenList, type HeaderMap } from '../http/headers.js';
 
 /**
  * Header rewriting at the proxy's two boundaries (RFC 9110 §7.6): hop-by-hop
@@ -26,7 +26,7 @@ export function withoutHopByHop(headers: HeaderMap): HeaderMap {
   const copy: HeaderMap = {};
   for (const name in headers) {
     if (HOP_BY_HOP.has(name) || named.includes(name) || headers[name] === undefined) continue;
-    copy[name] = headers[name];
+    setField(copy, name, headers[name]);
   }
   return copy;
 }
@@ -55,7 +55,7 @@ export function headersOriginSees(headers: HeaderMap, strip: readonly string[]):
 }
 
 function hasFieldsToRemove(headers: HeaderMap, strip: readonly string[]): boolean {
-  for (const name of strip) if (headers[name] !== undefined) return true;
+  for (const name of strip) if (hasField(headers, name)) return true;
   for (const name of HOP_BY_HOP) if (!CONNECTION_FIELDS.has(name) && headers[name] !== undefined) return true;
   return namesOtherFields(headers);
 }

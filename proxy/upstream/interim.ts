@@ -1,4 +1,4 @@
-import type { HeaderMap } from '../http/headers.js';
+import { setField, type HeaderMap } from '../http/headers.js';
 import { withoutHopByHop } from './forward-headers.js';
 
 /**
@@ -22,7 +22,7 @@ export function interimToForward(status: number, headers: HeaderMap): InterimFor
   if (status !== 103) return { kind: 'drop' };
   const hints: Record<string, string | string[]> = {};
   const kept = withoutHopByHop(headers);
-  for (const name in kept) if (kept[name] !== undefined) hints[name] = kept[name]!;
+  for (const name in kept) if (kept[name] !== undefined) setField(hints, name, kept[name]!);
   // Early hints without a Link field hint at nothing (RFC 8297 §2).
   if (hints['link'] === undefined) return { kind: 'drop' };
   return { kind: 'early-hints', hints };

@@ -69,6 +69,19 @@ describe('the PURGE method on the proxy listener', () => {
     expect(after.headers['cache-status']).toMatch(/detail=stale-while-revalidate/);
   });
 
+  it('reads a tag header named after an Object.prototype member as a plain field: absent, the URL is purged', async () => {
+    await setup({ purge: { tagHeader: 'constructor' } });
+    await fill(['/items/1', '/items/2'], ['shop.test']);
+    const byUrl = await purgeRequest('/items/1', {});
+    expect(byUrl.status).toBe(200);
+    expect(JSON.parse(byUrl.body)).toMatchObject({ purged: 1, mode: 'hard' });
+    expect(await cached('/items/1')).toBe(false);
+    expect(await cached('/items/2')).toBe(true);
+    const byTag = await purgeRequest('/', { constructor: 'item2' });
+    expect(JSON.parse(byTag.body)).toMatchObject({ purged: 1 });
+    expect(await cached('/items/2')).toBe(false);
+  });
+
   it('rejects an unknown Purge-Mode with 400', async () => {
     await setup();
     await fill(['/items/1'], ['shop.test']);
