@@ -24,7 +24,8 @@ export interface AttachedRedis {
   readonly stream: PurgeStream;
   readonly instanceId: string;
   readonly readiness: () => ReadinessPart;
-  close(): Promise<void>;
+  /** Publishes purges still queued for up to `flushTimeoutMs` (PurgeStream.close), then disconnects. */
+  close(flushTimeoutMs?: number): Promise<void>;
 }
 
 export interface RedisParts {
@@ -73,7 +74,7 @@ export function attachRedis(parts: RedisParts): AttachedRedis {
       const status = stream.status();
       return { name: 'redis', degraded: !status.connected || !status.caughtUp || status.queued > 0, detail: { ...status } };
     },
-    close: () => stream.close(),
+    close: (flushTimeoutMs) => stream.close(flushTimeoutMs),
   };
 }
 
