@@ -30,7 +30,8 @@ export interface RunningLacquer {
   /**
    * Stops accepting requests and lets in-flight ones finish for up to
    * `drainTimeoutMs` (default: the config's shutdown.drainTimeout); then
-   * closes the connections still open, and releases everything.
+   * closes the connections still open, publishes purges still queued for
+   * Redis in what is left of that time, and releases everything.
    */
   close(options?: { readonly drainTimeoutMs?: number }): Promise<DrainReport>;
   /** Applies the reloadable fields of a validated config (proxy/process/reload.ts); the cache is kept. */
@@ -44,6 +45,8 @@ export interface DrainReport {
 }
 
 const SWEEP_INTERVAL_MS = 30_000;
+/** What queued purges get at shutdown even when the drain used its whole deadline: one more try to publish them. */
+const MIN_PURGE_FLUSH_MS = 1000;
 
 export interface StartOptions {
   /** Epoch milliseconds; tests move it by hand. Default Date.now. */
@@ -168,8 +171,8 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
         clearInterval(idle);
         clearTimeout(deadline);
       });
-      // Purges made during the drain are still published; then the connections go.
-      await redis?.close();
+      // Purges made here and still queued for Redis (it was away) are published in what is left of the drain, then the connections go.
+      await redis?.close(Math.max(MIN_PURGE_FLUSH_MS, drainTimeoutMs - (performance.now() - started)));
       observability.close();
       // Fills and refreshes whose clients are gone may still be reading from the origin; past the deadline they are cut.
       if (cutConnections > 0) await origin.destroy();

@@ -3,13 +3,12 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/types.js';
 import type { Purger, RelayedPurge } from '../purge/purger.js';
-import { exactKey, parseTarget, type PathTarget } from '../purge/selectors.js';
 import type { ReadinessPart } from '../proxy/admin.js';
 import type { Store } from '../proxy/store/store.js';
 import { createRedisClient, type RedisClient } from './connection.js';
 import { publishRedisEvent } from './events.js';
 import { sharedBacked, type SharedBackedStore } from './shared-store.js';
-import { SharedTier, sharedPurgeOf } from './shared-tier.js';
+import { SharedTier, sharedPurgeFor } from './shared-tier.js';
 import { fileCursor, memoryCursor } from './cursor-file.js';
 import { PurgeStream, type RelayLog } from './purge-stream.js';
 
@@ -25,7 +24,8 @@ export interface AttachedRedis {
   readonly stream: PurgeStream;
   readonly instanceId: string;
   readonly readiness: () => ReadinessPart;
-  close(): Promise<void>;
+  /** Publishes purges still queued for up to `flushTimeoutMs` (PurgeStream.close), then disconnects. */
+  close(flushTimeoutMs?: number): Promise<void>;
 }
 
 export interface RedisParts {
@@ -74,7 +74,7 @@ export function attachRedis(parts: RedisParts): AttachedRedis {
       const status = stream.status();
       return { name: 'redis', degraded: !status.connected || !status.caughtUp || status.queued > 0, detail: { ...status } };
     },
-    close: () => stream.close(),
+    close: (flushTimeoutMs) => stream.close(flushTimeoutMs),
   };
 }
 
@@ -109,13 +109,7 @@ export function attachShared(config: Config, local: Store, clock: () => number, 
   return {
     store,
     tier,
-    purge: (purge) => {
-      const exact = [...purge.spec.urls].map((url) => {
-        const target = parseTarget(url, config.key, purge.host);
-        return typeof target === 'string' ? undefined : exactKey(target as PathTarget, config.key);
-      });
-      return tier.purge(sharedPurgeOf(purge.spec, exact));
-    },
+    purge: (purge) => tier.purge(sharedPurgeFor(purge, config.key, clock())),
     close: () => {
       if (client.isOpen) client.destroy();
     },

@@ -139,20 +139,54 @@ export class PurgeStream implements PurgeRelay {
     }
   }
 
-  /** Stops reading, tries once more (briefly) to publish what is queued, and disconnects. */
+  /**
+   * Stops reading, publishes what is still queued, and disconnects. Queued
+   * purges were accepted here and answered: the other instances miss them
+   * unless they are published now, so for up to `flushTimeoutMs` (the rest
+   * of the drain, proxy/main.ts) this waits for a Redis that is away to
+   * come back and retries a publish that fails. Past it, what is left is
+   * logged, counted, and lost, and the close ends as before.
+   */
   async close(flushTimeoutMs = 1000): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#stop.abort();
     clearTimeout(this.#flushTimer);
     for (const done of this.#caughtUpWaiters) done();
-    // Unreferenced waits: they bound the close, never keep the process alive after it.
-    if (this.#outbox.size > 0 && this.#options.client.isReady) await Promise.race([this.#flushAll(), sleep(flushTimeoutMs, undefined, { ref: false })]);
-    if (this.#outbox.size > 0) this.#options.log.warn({ queued: this.#outbox.size }, 'redis: purges not published before shutdown; other instances will not see them');
+    const queued = this.#outbox.size;
+    if (queued > 0) {
+      const started = Date.now();
+      await this.#flushWithin(flushTimeoutMs);
+      const details = { queued: this.#outbox.size, published: Math.max(0, queued - this.#outbox.size), waitedMs: Date.now() - started };
+      if (this.#outbox.size > 0) this.#options.log.warn(details, 'redis: purges not published before shutdown; other instances will not see them');
+      else this.#options.log.info(details, 'redis: queued purges published before shutdown');
+    }
     // destroy() ends the blocked XREAD at once; the loop sees #closed and returns.
     for (const client of [this.#options.reader, this.#options.client]) if (client.isOpen) client.destroy();
     // destroy() fails the pending read at once; the bound only guards against a client that does not.
     await Promise.race([this.#readLoop, sleep(2000, undefined, { ref: false })]);
+  }
+
+  /** Publishes the outbox until it is empty or `budgetMs` has passed: waits out a Redis that is away, and retries failures. */
+  async #flushWithin(budgetMs: number): Promise<void> {
+    const giveUp = new AbortController();
+    // Cleared below: it bounds the close, and never keeps the process alive after it.
+    const deadline = setTimeout(() => giveUp.abort(), budgetMs);
+    const gaveUp = new Promise<void>((resolve) => giveUp.signal.addEventListener('abort', () => resolve(), { once: true }));
+    try {
+      while (this.#outbox.size > 0 && !giveUp.signal.aborted) {
+        if (!this.#options.client.isReady) {
+          // The client reconnects by itself (connection.ts); a flush can start once it is back.
+          await waitUntilReady(this.#options.client, giveUp.signal);
+          continue;
+        }
+        // A flush already running (a reconnection starts one) finishes its publish first, then this one publishes the rest.
+        await Promise.race([this.#flushAll(), gaveUp]);
+        if (this.#outbox.size > 0) await sleep(RETRY_MS, undefined, { signal: giveUp.signal }).catch(() => undefined);
+      }
+    } finally {
+      clearTimeout(deadline);
+    }
   }
 
   async #publish(purge: RelayedPurge): Promise<void> {

@@ -1,6 +1,9 @@
 import { RESP_TYPES } from 'redis';
 import type { Entry } from '../proxy/cache/entry.js';
-import type { PurgeSpec } from '../purge/selectors.js';
+import type { KeyOptions } from '../config/types.js';
+import type { RelayedPurge } from '../purge/purger.js';
+import { exactKey, keyMatcher, parseTarget, type PathTarget, type PurgeSpec } from '../purge/selectors.js';
+import { softPurged } from '../purge/soft.js';
 import type { RedisClient } from './connection.js';
 
 /**
@@ -18,6 +21,11 @@ import type { RedisClient } from './connection.js';
  * refused when what it names was purged after its origin fetch began
  * (less a margin for clock skew between hosts): a slow fetch that started
  * before a purge can never put the old content back for everyone.
+ *
+ * A soft purge sets the same marks but removes nothing: each entry it names
+ * is read, marked stale here as the local tiers mark theirs (purge/soft.ts),
+ * and put back only if it is still the copy that was read, so a newer copy
+ * stored meanwhile by another instance is never overwritten.
  */
 
 export interface SharedTierOptions {
@@ -80,6 +88,54 @@ for i = 4, #ARGV, 2 do
 end
 return removed`;
 
+// ARGV: base, markTtl, everything (0|1), then "k" or "t" followed by a name, pairs.
+// Answers the generation, then the keys the named tags' sets hold.
+const MARK = `
+local base, ttl = ARGV[1], ARGV[2]
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+if ARGV[3] == '1' then redis.call('SET', base .. 'purged:all', now, 'PX', ttl) end
+local gen = redis.call('GET', base .. 'gen') or '0'
+local answer = { gen }
+for i = 4, #ARGV, 2 do
+  local kind, name = ARGV[i], ARGV[i + 1]
+  redis.call('SET', base .. 'purged:' .. kind .. ':' .. name, now, 'PX', ttl)
+  if kind == 't' then
+    for _, key in ipairs(redis.call('SMEMBERS', base .. gen .. ':t:' .. name)) do answer[#answer + 1] = key end
+  end
+end
+return answer`;
+
+// KEYS: object. Answers, per variant: its name, the head of its payload (length and metadata,
+// without the body, which need not cross the network) and the SHA-1 of the whole payload.
+const READ_HEADS = `
+local all = redis.call('HGETALL', KEYS[1])
+local out = {}
+for i = 1, #all, 2 do
+  local payload = all[i + 1]
+  local head = ''
+  if #payload >= 4 then head = string.sub(payload, 1, 4 + struct.unpack('>I4', payload)) end
+  out[#out + 1] = all[i]
+  out[#out + 1] = head
+  out[#out + 1] = redis.sha1hex(payload)
+end
+return out`;
+
+// KEYS: object. ARGV: variant, SHA-1 of the payload read, new head ('' to remove the variant).
+// Changes the variant only while it still holds the payload that was read; the body stays.
+const REPLACE_HEAD = `
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current or redis.sha1hex(current) ~= ARGV[2] then return 0 end
+if ARGV[3] == '' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3] .. string.sub(current, 5 + struct.unpack('>I4', current)))
+end
+return 1`;
+
+/** Keys handled per SCAN step when a soft purge looks through every entry. */
+const SCAN_COUNT = 500;
+
 // ARGV: lock key, token. Only the holder's token releases the lock.
 const UNLOCK = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -91,6 +147,18 @@ export interface SharedPurge {
   readonly tags: readonly string[];
   /** Everything, or something only a scan could find (a prefix, a path on every host). */
   readonly everything: boolean;
+  /** A soft purge: entries are marked stale at `now` (this host's clock, as the local tiers' purge) instead of removed. */
+  readonly soft?: SoftScope;
+}
+
+export interface SoftScope {
+  readonly now: number;
+  /**
+   * Which keys `everything` stands for (a prefix, a path on every host);
+   * absent: every key. A hard purge retires them all at once with a new
+   * generation; marking stale needs to find each one.
+   */
+  readonly matches?: (key: string) => boolean;
 }
 
 export class SharedTier {
@@ -143,13 +211,83 @@ export class SharedTier {
     return (await this.#client.exists(`${this.#base}lock:${key}`)) === 1;
   }
 
+  /** Removes (or, soft, marks stale) what `purge` names; answers how many keys (soft: variants) it changed. */
   async purge(purge: SharedPurge): Promise<number> {
     const pairs: string[] = [];
     for (const key of purge.keys) pairs.push('k', key);
     for (const tag of purge.tags) pairs.push('t', tag);
     if (!purge.everything && pairs.length === 0) return 0;
-    return Number(await this.#client.sendCommand(['EVAL', PURGE, '0', this.#base, String(this.#markTtlMs), purge.everything ? '1' : '0', ...pairs]));
+    const args = [this.#base, String(this.#markTtlMs), purge.everything ? '1' : '0', ...pairs];
+    if (purge.soft !== undefined) return this.#softPurge(purge, purge.soft, args);
+    return Number(await this.#client.sendCommand(['EVAL', PURGE, '0', ...args]));
   }
+
+  /**
+   * Marks first (so a fetch that began before this purge cannot store the
+   * old content fresh again), then marks stale every variant named: all
+   * variants of named or matching keys, and the variants carrying a named
+   * tag (as the local purge does). Keys go one at a time; a purge of
+   * everything walks the generation with SCAN, never one blocking command.
+   */
+  async #softPurge(purge: SharedPurge, scope: SoftScope, args: readonly string[]): Promise<number> {
+    const reply = (await this.#client.sendCommand(['EVAL', MARK, '0', ...args])) as unknown;
+    if (!Array.isArray(reply) || reply.length === 0) throw new Error('the shared tier answered a soft purge with no generation');
+    const [generation, ...tagged] = reply.map(String);
+    const objects = `${this.#base}${generation}:o:`;
+    const tags = new Set(purge.tags);
+    // Whole keys: every variant. Keys found through a tag: the variants that carry it.
+    const whole = new Set(purge.keys);
+    const byTag = [...new Set(tagged)].filter((key) => !whole.has(key));
+    let marked = 0;
+    marked += await this.#markAll([...whole].map((key) => objects + key), scope.now, undefined);
+    marked += await this.#markAll(byTag.map((key) => objects + key), scope.now, tags);
+    if (!purge.everything) return marked;
+    const pattern = `${globEscape(objects)}*`;
+    for await (const batch of this.#client.scanIterator({ MATCH: pattern, COUNT: SCAN_COUNT })) {
+      const chosen = (batch as unknown as string[]).filter((object) => {
+        const key = object.slice(objects.length);
+        return !whole.has(key) && (scope.matches === undefined || scope.matches(key));
+      });
+      marked += await this.#markAll(chosen, scope.now, undefined);
+    }
+    return marked;
+  }
+
+  /** Marks stored keys stale, a batch at a time: the client pipelines a batch's commands in one round trip. */
+  async #markAll(objects: readonly string[], now: number, tags: ReadonlySet<string> | undefined): Promise<number> {
+    let marked = 0;
+    for (let i = 0; i < objects.length; i += SCAN_COUNT) {
+      const counts = await Promise.all(objects.slice(i, i + SCAN_COUNT).map((object) => this.#markStale(object, now, tags)));
+      for (const count of counts) marked += count;
+    }
+    return marked;
+  }
+
+  /** Marks the variants of one stored key stale (only those carrying one of `tags`, when given); answers how many. */
+  async #markStale(object: string, now: number, tags: ReadonlySet<string> | undefined): Promise<number> {
+    const reply = (await this.#binary.sendCommand(['EVAL', READ_HEADS, '1', object])) as unknown;
+    if (!Array.isArray(reply)) return 0;
+    const replacing: Promise<unknown>[] = [];
+    for (let i = 0; i + 2 < reply.length; i += 3) {
+      const [variant, head, sha] = [reply[i] as Buffer, reply[i + 1] as Buffer, String(reply[i + 2])];
+      // The head decodes (and is checked field by field) as an entry with an empty body; what does not is never served (read() skips it), so there is nothing to mark.
+      const entry = decodeEntry(head);
+      if (entry === undefined || (tags !== undefined && !entry.tags.some((tag) => tags.has(tag)))) continue;
+      const stale = softPurged(entry, now);
+      if (stale === entry) continue;
+      // Nothing left to serve (no grace, no validators): the variant goes, as the local tiers drop it at their next lookup.
+      const next = stale.deleteAt <= now ? '' : encodeEntry({ ...stale, body: Buffer.alloc(0) });
+      replacing.push(this.#binary.sendCommand(['EVAL', REPLACE_HEAD, '1', object, variant, sha, next]));
+    }
+    let marked = 0;
+    for (const changed of await Promise.all(replacing)) marked += Number(changed);
+    return marked;
+  }
+}
+
+/** `text` matched literally by a SCAN pattern (a key prefix may hold glob characters). */
+function globEscape(text: string): string {
+  return text.replace(/[\\*?[\]]/g, (char) => `\\${char}`);
 }
 
 /** What a purge spec means for the shared tier: named keys and tags, or (for what only a scan could find) everything. */
@@ -160,6 +298,24 @@ export function sharedPurgeOf(spec: PurgeSpec, exactKeys: readonly (string | und
     tags: [...spec.tags],
     everything: spec.all || spec.prefixes.length > 0 || inexact,
   };
+}
+
+/**
+ * The shared tier's part of a relayed purge: the keys its URLs name
+ * exactly, its tags, and for a soft purge the time it marks stale at and
+ * which keys a scan should mark (the local purge's own matcher).
+ */
+export function sharedPurgeFor(purge: RelayedPurge, keyOptions: KeyOptions, now: number): SharedPurge {
+  const parse = (text: string) => parseTarget(text, keyOptions, purge.host);
+  const urls = purge.spec.urls.map(parse);
+  const exact = urls.map((target) => (typeof target === 'string' ? undefined : exactKey(target, keyOptions)));
+  const shared = sharedPurgeOf(purge.spec, exact);
+  if (purge.spec.mode !== 'soft') return shared;
+  if (purge.spec.all) return { ...shared, soft: { now } };
+  // The purger validated the spec before relaying it: what does not parse names nothing.
+  const targets = (list: readonly (PathTarget | string)[]) => list.filter((target): target is PathTarget => typeof target !== 'string');
+  const inexact = targets(urls).filter((target) => exactKey(target, keyOptions) === undefined);
+  return { ...shared, soft: { now, matches: keyMatcher(inexact, targets(purge.spec.prefixes.map(parse))) } };
 }
 
 /** u32 length of the metadata JSON, the JSON, then the body bytes. */

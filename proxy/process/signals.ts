@@ -6,8 +6,9 @@ import type { ReloadPlan } from './reload.js';
 /**
  * How one Lacquer process answers signals:
  *
- *   SIGTERM, SIGINT  drain: stop accepting, let in-flight requests finish for
- *                    up to shutdown.drainTimeout, close what is left, exit 0
+ *   SIGTERM, SIGINT  drain: stop accepting, let in-flight requests finish (and
+ *                    purges queued for Redis be published) for up to
+ *                    shutdown.drainTimeout, close what is left, exit 0
  *                    (1 if releasing resources failed);
  *   SIGHUP           reload the config file; apply the reloadable fields
  *                    (proxy/process/reload.ts), keep the cache; a config that

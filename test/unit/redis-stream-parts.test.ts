@@ -2,11 +2,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { defaults } from '../../config/schema.js';
 import { PURGE_POSITION_FILE } from '../../proxy/store/disk-files.js';
 import { fileCursor } from '../../redis/cursor-file.js';
 import { PurgeOutbox } from '../../redis/outbox.js';
 import { decodePurge, encodePurge, PURGE_EVERYTHING } from '../../redis/purge-message.js';
-import { decodeEntry, encodeEntry, sharedPurgeOf } from '../../redis/shared-tier.js';
+import { decodeEntry, encodeEntry, sharedPurgeFor, sharedPurgeOf } from '../../redis/shared-tier.js';
 import { isStreamId } from '../../redis/stream-id.js';
 import { testEntry } from '../helpers/entries.js';
 
@@ -98,6 +99,21 @@ describe('what a purge means for the shared tier', () => {
     expect(sharedPurgeOf({ ...spec, prefixes: ['/p/'] }, []).everything).toBe(true);
     expect(sharedPurgeOf({ ...spec, urls: ['/x'] }, [undefined]).everything).toBe(true);
     expect(sharedPurgeOf({ ...spec, all: true }, []).everything).toBe(true);
+  });
+
+  it('a hard purge removes; a soft one carries the time it marks stale at, and for a scan, which keys it covers', () => {
+    const key = defaults().key;
+    expect(sharedPurgeFor({ spec: { ...spec, tags: ['t'] } }, key, 5)).toEqual({ keys: [], tags: ['t'], everything: false });
+    const soft = { ...spec, mode: 'soft' as const };
+    expect(sharedPurgeFor({ spec: { ...soft, urls: ['http://a.example/x'] } }, key, 5)).toMatchObject({ keys: ['a.example/x'], everything: false, soft: { now: 5 } });
+    expect(sharedPurgeFor({ spec: { ...soft, all: true } }, key, 5).soft).toEqual({ now: 5 });
+    const scanned = sharedPurgeFor({ spec: { ...soft, urls: ['/x'], prefixes: ['/p/'] } }, key, 5);
+    expect(scanned.everything).toBe(true);
+    const matches = scanned.soft!.matches!;
+    expect(['a.example/x', 'b.example/x', 'a.example/p/1', 'a.example/y', 'a.example/xy'].map(matches)).toEqual([true, true, true, false, false]);
+    // The PURGE method fixes the host of bare paths.
+    const onHost = sharedPurgeFor({ spec: { ...soft, prefixes: ['/p/'] }, host: 'a.example' }, key, 5).soft!.matches!;
+    expect(['a.example/p/1', 'b.example/p/1'].map(onHost)).toEqual([true, false]);
   });
 });
 
