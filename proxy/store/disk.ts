@@ -232,9 +232,8 @@ export class DiskStore implements StreamingStore, BodyOwner {
    * Answers it, or undefined when the entry is no longer the indexed one.
    */
   share(entry: Entry, bytes: Buffer): Entry | undefined {
-    const record = this.#keys.get(entry.key);
-    const at = record === undefined ? -1 : variantsOf(record).findIndex((stored) => stored.entry === entry);
-    if (record === undefined || at < 0 || bytes.length !== entry.body.length) return undefined;
+    const { record, at } = this.#find(entry);
+    if (record === undefined || bytes.length !== entry.body.length) return undefined;
     if (Buffer.isBuffer(entry.body)) return entry;
     const shared = withBody(entry, bytes);
     this.#replaceAt(entry.key, record, at, shared);
@@ -249,11 +248,26 @@ export class DiskStore implements StreamingStore, BodyOwner {
   unshare(entry: Entry): void {
     const body = entry.body;
     if (!Buffer.isBuffer(body)) return;
-    const record = this.#keys.get(entry.key);
-    const at = record === undefined ? -1 : variantsOf(record).findIndex((stored) => stored.entry === entry);
-    if (record === undefined || at < 0) return;
+    const { record, at } = this.#find(entry);
+    if (record === undefined) return;
     const stored = variantsOf(record)[at]!;
     this.#replaceAt(entry.key, record, at, this.#indexedEntry(entry, { id: stored.bodyId, length: body.length, crc: stored.crc >>> 0 }));
+  }
+
+  /**
+   * The memory tier replaced a shared entry with a copy whose bytes live
+   * elsewhere (slab compaction): the index holds the copy from now on.
+   */
+  replaceShared(from: Entry, to: Entry): void {
+    const { record, at } = this.#find(from);
+    if (record !== undefined) this.#replaceAt(from.key, record, at, to);
+  }
+
+  /** The record holding this very entry object, and its place among the record's variants. */
+  #find(entry: Entry): { record: KeyRecord | undefined; at: number } {
+    const record = this.#keys.get(entry.key);
+    const at = record === undefined ? -1 : variantsOf(record).findIndex((stored) => stored.entry === entry);
+    return at < 0 ? { record: undefined, at } : { record, at };
   }
 
   /** The variants indexed under a key, newest first (an empty array when none). */

@@ -1,6 +1,7 @@
 import { isFileBody } from '../cache/body.js';
 import { LRUCache } from 'lru-cache';
 import { withBody, type Entry } from '../cache/entry.js';
+import { SlabArena, slabSizesFor } from './slabs.js';
 import type { RemovalReason, Store, StoreListener } from './store.js';
 
 export interface MemoryStoreOptions {
@@ -11,12 +12,18 @@ export interface MemoryStoreOptions {
   /** Current time in epoch ms. */
   clock: () => number;
   listener?: StoreListener;
+  /** A held entry was replaced by a copy whose body lives elsewhere (slab compaction, see slabs.ts); `from` is no longer held. */
+  onMove?: (from: Entry, to: Entry) => void;
 }
+
+/** A slab holding less than this share of what was written into it has its bodies moved (see slabs.ts). */
+const COMPACT_BELOW = 0.75;
 
 /**
  * The memory tier: an LRU over keys, bounded in bytes. Each key holds its
  * variants as one small array, so the LRU order and the size accounting
- * are per key. Bodies are Buffers, outside the V8 heap.
+ * are per key. Bodies are Buffers, outside the V8 heap: most of them views
+ * of shared slabs (slabs.ts), the larger ones buffers of their own.
  */
 export class MemoryStore implements Store {
   readonly #lru: LRUCache<string, readonly Entry[]>;
@@ -25,9 +32,16 @@ export class MemoryStore implements Store {
   #removal: RemovalReason | undefined;
   /** Variants held, kept in step with every change so stats() (read by every scrape) is O(1). */
   #entries = 0;
+  readonly #slabs: SlabArena<Entry>;
 
   constructor(options: MemoryStoreOptions) {
     this.#options = options;
+    this.#slabs = new SlabArena<Entry>({
+      ...slabSizesFor(options.maxSize),
+      compactBelow: COMPACT_BELOW,
+      isHeld: (entry) => this.#holds(entry),
+      relocate: (entries) => this.#move(entries),
+    });
     this.#lru = new LRUCache<string, readonly Entry[]>({
       maxSize: options.maxSize,
       sizeCalculation: (variants) => Math.max(1, sumSizes(variants)),
@@ -35,7 +49,7 @@ export class MemoryStore implements Store {
       dispose: (variants, _key, reason) => {
         this.#entries -= variants.length;
         const why: RemovalReason = this.#removal ?? (reason === 'evict' ? 'evict' : 'delete');
-        for (const entry of variants) this.#options.listener?.onRemove?.(entry, why);
+        for (const entry of variants) this.#removed(entry, why);
       },
     });
   }
@@ -52,7 +66,7 @@ export class MemoryStore implements Store {
 
   set(given: Entry): void {
     if (given.size > this.#options.maxSize) return;
-    const entry = withOwnBody(given);
+    const entry = this.#withOwnBody(given);
     const previous = this.#lru.peek(entry.key) ?? [];
     const others = previous.filter((stored) => stored.variant !== entry.variant);
     const replaced = previous.filter((stored) => stored.variant === entry.variant);
@@ -62,9 +76,22 @@ export class MemoryStore implements Store {
     while (kept.length > 1 && sumSizes(kept) > this.#options.maxSize) kept = kept.slice(0, -1);
     const dropped = others.slice(kept.length - 1);
     this.#put(entry.key, previous, kept);
-    for (const old of replaced) this.#options.listener?.onRemove?.(old, 'replace');
-    for (const old of dropped) this.#options.listener?.onRemove?.(old, 'evict');
-    if (this.#lru.has(entry.key)) this.#options.listener?.onStore?.(entry);
+    for (const old of replaced) this.#removed(old, 'replace');
+    for (const old of dropped) this.#removed(old, 'evict');
+    if (this.#lru.peek(entry.key)?.[0] !== entry) return;
+    if (Buffer.isBuffer(entry.body)) this.#slabs.hold(entry.body, entry);
+    if (entry !== given) this.#options.onMove?.(given, entry);
+    this.#options.listener?.onStore?.(entry);
+  }
+
+  /**
+   * The bytes as the memory tier keeps them: a copy in a slab (slabs.ts),
+   * or for a body too large for one, the buffer itself when it owns its
+   * memory (see ownBuffer). A body already in a live slab is kept as it is.
+   */
+  own(body: Buffer): Buffer {
+    if (this.#slabs.isPlaced(body)) return body;
+    return this.#slabs.place(body) ?? ownBuffer(body);
   }
 
   delete(key: string): number {
@@ -140,8 +167,38 @@ export class MemoryStore implements Store {
       return live;
     }
     this.#put(key, variants, live);
-    for (const entry of variants) if (!live.includes(entry)) this.#options.listener?.onRemove?.(entry, reason);
+    for (const entry of variants) if (!live.includes(entry)) this.#removed(entry, reason);
     return live;
+  }
+
+  /** Every way an entry leaves the tier ends here. */
+  #removed(entry: Entry, reason: RemovalReason): void {
+    if (Buffer.isBuffer(entry.body)) this.#slabs.release(entry.body);
+    this.#options.listener?.onRemove?.(entry, reason);
+  }
+
+  #holds(entry: Entry): boolean {
+    return this.#lru.peek(entry.key)?.includes(entry) === true;
+  }
+
+  /** Moves held entries' bodies out of a retired slab: each is replaced, in place and without touching recency, by a copy with its body in the slab being filled. */
+  #move(entries: readonly Entry[]): void {
+    for (const entry of entries) {
+      const variants = this.#lru.peek(entry.key) as Entry[] | undefined;
+      const at = variants === undefined ? -1 : variants.indexOf(entry);
+      if (at < 0 || !Buffer.isBuffer(entry.body)) continue;
+      const moved = withBody(entry, this.own(entry.body));
+      variants![at] = moved;
+      if (Buffer.isBuffer(moved.body)) this.#slabs.hold(moved.body, moved);
+      this.#options.onMove?.(entry, moved);
+    }
+  }
+
+  #withOwnBody(entry: Entry): Entry {
+    const body = entry.body;
+    if (isFileBody(body)) return entry;
+    const own = this.own(body);
+    return own === body ? entry : withBody(entry, own);
   }
 
   /**
@@ -167,31 +224,15 @@ export class MemoryStore implements Store {
 }
 
 /**
- * A body that is a view into a much larger buffer (a slice of Node's shared
- * pool, or of a read that held much more) would keep all of it alive for as
- * long as the entry lives: keep a copy of exactly its bytes instead. Done
- * once, at store time. See ownBuffer for the views kept as they are.
- */
-function withOwnBody(entry: Entry): Entry {
-  const body = entry.body;
-  if (isFileBody(body)) return entry;
-  const own = ownBuffer(body);
-  return own === body ? entry : withBody(entry, own);
-}
-
-/**
- * Bytes beyond its own a stored body may keep alive. undici hands a body
- * that came in one socket read over as a view of that read, whose only other
- * bytes are the response head (a few hundred bytes, which the entry is
- * charged for as its headers). Keeping that view costs less than copying it:
- * the copy is one more allocation, and the read it leaves behind, freed
- * later, is a hole between long-lived bodies that malloc rarely fills
- * (storing 100,000 bodies of 10 KiB with the memory tier alone, RSS growth
- * beyond the bodies' bytes fell from 1,640 to 1,287 bytes per object).
+ * Bytes beyond its own a body too large for a slab may keep alive. undici
+ * hands a body that came in one socket read over as a view of that read,
+ * whose only other bytes are the response head. For a body this large those
+ * are a small share, and a copy would be one more large allocation with a
+ * hole left behind where the read was.
  */
 export const BODY_SLACK_BYTES = 1024;
 
-/** The buffer itself when it owns its memory (but for at most BODY_SLACK_BYTES), else a copy of exactly its bytes. */
+/** The buffer itself when it owns its memory (but for at most BODY_SLACK_BYTES), else a copy of exactly its bytes. For bodies not placed in slabs. */
 export function ownBuffer(body: Buffer): Buffer {
   if (body.buffer.byteLength - body.byteLength <= BODY_SLACK_BYTES) return body;
   // allocUnsafeSlow: a buffer of its own, never a slice of Node's shared pool, which would pin a whole pool slab.

@@ -1,7 +1,7 @@
 import { isFileBody, readFileBody } from '../cache/body.js';
 import { withBody, type Entry } from '../cache/entry.js';
 import { DiskStore, type DiskStoreOptions } from './disk.js';
-import { MemoryStore, ownBuffer } from './memory.js';
+import { MemoryStore } from './memory.js';
 import type { BodyWriter, StoreListener, StreamingStore } from './store.js';
 
 export interface TieredStoreOptions {
@@ -42,6 +42,8 @@ export class TieredStore implements StreamingStore {
       clock: options.clock,
       // Whatever memory lets go of (evicted, expired, replaced, deleted), the disk index must not keep its bytes alive.
       listener: { onRemove: (entry) => this.disk.unshare(entry) },
+      // A shared entry whose bytes memory moved (slab compaction): the index follows, so it never keeps a retired slab alive.
+      onMove: (from, to) => this.disk.replaceShared(from, to),
     });
     this.disk = new DiskStore({
       ...options.disk,
@@ -78,8 +80,8 @@ export class TieredStore implements StreamingStore {
   }
 
   async set(given: Entry): Promise<void> {
-    // The memory tier keeps only buffers that own their bytes; the disk tier must know the same buffer, so a later set() of it is metadata only.
-    const entry = Buffer.isBuffer(given.body) ? withBody(given, ownBuffer(given.body)) : given;
+    // The bytes as the memory tier keeps them (a slab copy); the disk tier must know the same buffer, so a later set() of it is metadata only.
+    const entry = Buffer.isBuffer(given.body) ? withBody(given, this.memory.own(given.body)) : given;
     const body = entry.body;
     const forMemory = Buffer.isBuffer(body) && body.length <= this.#memoryObjectLimit;
     const indexed = await this.disk.store(entry, forMemory);
@@ -140,7 +142,7 @@ export class TieredStore implements StreamingStore {
       .then((bytes) => {
         // Only if the disk still holds this very entry: a newer write must not be shadowed by an older body.
         if (!this.disk.holds(entry)) return;
-        const shared = this.disk.share(entry, bytes);
+        const shared = this.disk.share(entry, this.memory.own(bytes));
         if (shared !== undefined) this.#keepInMemory(shared);
       })
       .catch((error: unknown) => this.#onError?.(error, 'promote from disk'))

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { Entry } from '../../proxy/cache/entry.js';
 import { BODY_SLACK_BYTES, MemoryStore } from '../../proxy/store/memory.js';
 import { seededRandom } from '../../scripts/bench/zipf.js';
 import { storeContract, testEntry } from '../contract/store-contract.js';
@@ -6,9 +7,10 @@ import { storeContract, testEntry } from '../contract/store-contract.js';
 storeContract('memory tier', (options) => new MemoryStore(options));
 
 describe('memory tier body ownership', () => {
+  // A tier of 1 MiB fills slabs of 64 KiB and places bodies up to 8 KiB in them (slabs.ts slabSizesFor).
   const store = () => new MemoryStore({ maxSize: 1024 * 1024, maxVariants: 4, clock: () => 1_000_000 });
 
-  it('keeps a copy of just the body bytes when the body is a view into a larger read buffer', () => {
+  it('keeps a copy of a small body in a slab, not the larger read buffer it is a view of', () => {
     const read = Buffer.alloc(10_000, 0x41);
     read.write('HTTP/1.1 200 OK\r\n', 0);
     const body = read.subarray(2_000, 2_100);
@@ -17,11 +19,22 @@ describe('memory tier body ownership', () => {
     const stored = memory.get('k')![0]! as { body: Buffer };
     expect(stored.body.equals(body)).toBe(true);
     expect(stored.body.buffer).not.toBe(read.buffer);
-    expect(stored.body.byteOffset).toBe(0);
-    expect(stored.body.buffer.byteLength).toBe(100);
+    expect(stored.body.buffer.byteLength).toBe(64 * 1024);
   });
 
-  it('keeps a body that is a view of a read holding little more (the response head) as it is, rather than copying it', () => {
+  it('places small bodies one after another in one slab', () => {
+    const memory = store();
+    memory.set(testEntry('a', { body: Buffer.from('first body') }));
+    memory.set(testEntry('b', { body: Buffer.alloc(3_000, 0x61) }));
+    const a = memory.get('a')![0]!.body as Buffer;
+    const b = memory.get('b')![0]!.body as Buffer;
+    expect(a.toString()).toBe('first body');
+    expect(b.equals(Buffer.alloc(3_000, 0x61))).toBe(true);
+    expect(b.buffer).toBe(a.buffer);
+    expect(b.byteOffset).toBe(a.byteOffset + a.length);
+  });
+
+  it('keeps a body too large for a slab that is a view of a read holding little more (the response head) as it is', () => {
     // As undici hands over a 10 KiB body that came in one socket read: the read's other bytes are the head.
     const read = Buffer.alloc(204 + 10_240, 0x43);
     const body = read.subarray(204);
@@ -32,7 +45,7 @@ describe('memory tier body ownership', () => {
     expect(stored.buffer.byteLength - stored.length).toBeLessThanOrEqual(BODY_SLACK_BYTES);
   });
 
-  it('copies a body whose buffer holds more than BODY_SLACK_BYTES besides it', () => {
+  it('copies a body too large for a slab whose buffer holds more than BODY_SLACK_BYTES besides it', () => {
     const read = Buffer.alloc(BODY_SLACK_BYTES + 1 + 10_240, 0x44);
     const body = read.subarray(BODY_SLACK_BYTES + 1);
     const memory = store();
@@ -42,26 +55,71 @@ describe('memory tier body ownership', () => {
     expect(stored.buffer.byteLength).toBe(10_240);
   });
 
-  it('copies a small body into a buffer of its own, not a slice of a shared pool', () => {
+  it('never keeps a slice of Node\'s shared buffer pool', () => {
     const pooled = Buffer.from('a small cached body');
     expect(pooled.buffer.byteLength).toBeGreaterThan(pooled.length);
     const memory = store();
     memory.set(testEntry('k', { body: pooled }));
     const stored = memory.get('k')![0]!.body as Buffer;
     expect(stored.toString()).toBe('a small cached body');
-    expect(stored.buffer.byteLength).toBe(pooled.length);
+    expect(stored.buffer).not.toBe(pooled.buffer);
   });
 
-  it('stores a body that owns its buffer as it is, and reports that same entry to listeners', () => {
+  it('stores a large body that owns its buffer as it is, and reports the entry it holds to listeners', () => {
     const stored: unknown[] = [];
     const removed: unknown[] = [];
     const memory = new MemoryStore({ maxSize: 1024 * 1024, maxVariants: 4, clock: () => 1_000_000, listener: { onStore: (e) => stored.push(e), onRemove: (e) => removed.push(e) } });
-    const entry = testEntry('k', { body: Buffer.alloc(5_000, 0x42) });
-    memory.set(entry);
-    expect(memory.get('k')![0]).toBe(entry);
-    expect(stored).toEqual([entry]);
-    memory.delete('k');
-    expect(removed[0]).toBe(entry);
+    const large = testEntry('large', { body: Buffer.alloc(20_000, 0x42) });
+    memory.set(large);
+    expect(memory.get('large')![0]).toBe(large);
+    const small = testEntry('small', { body: Buffer.alloc(5_000, 0x42) });
+    memory.set(small);
+    const held = memory.get('small')![0]!;
+    expect(held).not.toBe(small);
+    expect(stored).toEqual([large, held]);
+    expect(stored[1]).toBe(held);
+    memory.delete('large');
+    memory.delete('small');
+    expect(removed[0]).toBe(large);
+    expect(removed[1]).toBe(held);
+  });
+
+  it('tells whoever shares an entry that it now holds a copy of it with its body in a slab', () => {
+    const moves: [unknown, unknown][] = [];
+    const memory = new MemoryStore({ maxSize: 1024 * 1024, maxVariants: 4, clock: () => 1_000_000, onMove: (from, to) => moves.push([from, to]) });
+    const given = testEntry('k', { body: Buffer.alloc(5_000, 0x42) });
+    memory.set(given);
+    expect(moves).toEqual([[given, memory.get('k')![0]]]);
+    expect(moves[0]![1]).toBe(memory.get('k')![0]);
+  });
+
+  it('moves the bodies still held out of a slab that has become sparse, keeping their bytes, recency and count', async () => {
+    const moves: [Entry, Entry][] = [];
+    const memory = new MemoryStore({ maxSize: 1024 * 1024, maxVariants: 4, clock: () => 1_000_000, onMove: (from, to) => moves.push([from, to]) });
+    // 4 KiB bodies: 16 fill a 64 KiB slab. 40 of them fill two slabs and start a third.
+    const bodyOf = (i: number) => Buffer.alloc(4_096, i);
+    for (let i = 0; i < 40; i++) memory.set(testEntry(`k${i}`, { body: bodyOf(i) }));
+    moves.length = 0;
+    const firstSlab = (memory.peek('k0')![0]!.body as Buffer).buffer;
+    expect((memory.peek('k15')![0]!.body as Buffer).buffer).toBe(firstSlab);
+    memory.get('k3'); // k3 becomes the most recently used
+    const order = [...memory.keys()];
+    // 12 of the first slab's 16 go: 4 are left, under three quarters of it.
+    for (let i = 4; i < 16; i++) memory.delete(`k${i}`);
+    expect(moves).toEqual([]);
+    await Promise.resolve();
+    const survivors = ['k0', 'k1', 'k2', 'k3'];
+    expect(moves.map(([from]) => from.key)).toEqual(survivors);
+    for (const key of survivors) {
+      const held = memory.peek(key)![0]!;
+      expect((held.body as Buffer).buffer).not.toBe(firstSlab);
+      expect((held.body as Buffer).equals(bodyOf(Number(key.slice(1))))).toBe(true);
+      expect(moves.find(([from]) => from.key === key)![1]).toBe(held);
+    }
+    expect([...memory.keys()]).toEqual(order.filter((key) => !/^k([4-9]|1[0-5])$/.test(key)));
+    expect(memory.stats().entries).toBe(28);
+    // The second slab is untouched: it is full of held bodies.
+    expect((memory.peek('k16')![0]!.body as Buffer).buffer).not.toBe(firstSlab);
   });
 
   it('removes a copied entry by identity with what a lookup returned', () => {

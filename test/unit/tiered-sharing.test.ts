@@ -46,6 +46,24 @@ describe('tiered store: one entry object per variant held in both tiers', () => 
     await store.close();
   });
 
+  it('follows the memory tier when it moves a shared entry out of a sparse slab', async () => {
+    // 1 MiB of memory: 64 KiB slabs, 16 bodies of 4 KiB each.
+    const store = tiered(1 << 20);
+    const bodyOf = (i: number) => Buffer.alloc(4_096, i);
+    for (let i = 0; i < 20; i++) await store.set(testEntry(`k${i}`, { body: bodyOf(i) }));
+    const before = store.memory.peek('k0')![0]!;
+    expect(store.disk.current('k0', '')).toBe(before);
+    for (let i = 1; i < 16; i++) store.delete(`k${i}`);
+    await Promise.resolve();
+    const moved = store.memory.peek('k0')![0]!;
+    expect(moved).not.toBe(before);
+    expect((moved.body as Buffer).buffer).not.toBe((before.body as Buffer).buffer);
+    expect(store.disk.current('k0', '')).toBe(moved);
+    expect(store.get('k0')![0]).toBe(moved);
+    expect((await bodyBytes(moved.body)).equals(bodyOf(0))).toBe(true);
+    await store.close();
+  });
+
   it('indexes an entry memory refuses (charged more than the memory tier holds) with its file body', async () => {
     const store = tiered();
     await store.set(testEntry('big-charge', { size: 5000 }));
