@@ -15,7 +15,7 @@ import { createMetrics, type LacquerMetrics } from './registry.js';
 
 export interface Tier {
   readonly tier: string;
-  readonly store: Pick<Store, 'stats'>;
+  readonly store: Pick<Store, 'stats'> & { slabStats?(): { bytes: number; usedBytes: number; liveBytes: number } };
 }
 
 export interface AttachOptions {
@@ -51,7 +51,11 @@ export function createObservability(config: Config): Observability {
   let tiers: readonly Tier[] = [];
   let relay: (() => { connected: boolean; queued: number }) | undefined;
   const metrics = config.metrics.enabled
-    ? createMetrics({ tiers: () => tiers.map(({ tier, store }) => ({ tier, stats: store.stats() })), relay: () => relay?.() })
+    ? createMetrics({
+        tiers: () => tiers.map(({ tier, store }) => ({ tier, stats: store.stats() })),
+        relay: () => relay?.(),
+        slabs: () => tiers.find(({ store }) => store.slabStats !== undefined)?.store.slabStats?.(),
+      })
     : undefined;
   const observer = new ProxyObserver(metrics);
 

@@ -39,6 +39,8 @@ export interface ScrapeSources {
   readonly tiers: () => readonly { tier: string; stats: { entries: number; bytes: number; maxBytes: number } }[];
   /** The purge relay through Redis, when one is configured. */
   readonly relay?: () => { connected: boolean; queued: number } | undefined;
+  /** The memory tier's body slabs (proxy/store/slabs.ts). */
+  readonly slabs?: () => { bytes: number; usedBytes: number; liveBytes: number } | undefined;
 }
 
 export interface LacquerMetrics {
@@ -177,6 +179,19 @@ export function createMetrics(sources: ScrapeSources): LacquerMetrics {
     registers,
     collect() {
       for (const { tier, stats } of sources.tiers()) this.labels(tier).set(stats.maxBytes);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}memory_slab_bytes`,
+    help: 'The memory tier\'s body slabs: "allocated" bytes, bytes "written" into them, and bytes of bodies still "held". Allocated far above held means slabs left part-empty by evictions.',
+    labelNames: ['state'] as const,
+    registers,
+    collect() {
+      const slabs = sources.slabs?.();
+      if (slabs === undefined) return;
+      this.labels('allocated').set(slabs.bytes);
+      this.labels('written').set(slabs.usedBytes);
+      this.labels('held').set(slabs.liveBytes);
     },
   });
   const evictions = new Counter({

@@ -1,7 +1,7 @@
 import { isFileBody } from '../cache/body.js';
 import { LRUCache } from 'lru-cache';
 import { withBody, type Entry } from '../cache/entry.js';
-import { SlabArena, slabSizesFor } from './slabs.js';
+import { SlabArena, slabSizesFor, type SlabStats } from './slabs.js';
 import type { RemovalReason, Store, StoreListener } from './store.js';
 
 export interface MemoryStoreOptions {
@@ -148,6 +148,11 @@ export class MemoryStore implements Store {
       removed += variants.length - this.#replaceVariants(key, variants, (entry) => entry.deleteAt > now, 'expire').length;
     }
     return removed;
+  }
+
+  /** The slabs holding bodies (slabs.ts): their bytes against those written and still held, which shows what compaction leaves unused. */
+  slabStats(): SlabStats {
+    return this.#slabs.stats();
   }
 
   stats(): { entries: number; bytes: number; maxBytes: number } {

@@ -47,12 +47,20 @@ export function slabSizesFor(maxSize: number): { slabBytes: number; maxPlacedByt
   return { slabBytes, maxPlacedBytes: Math.floor(slabBytes / 8) };
 }
 
+export interface SlabStats {
+  slabs: number;
+  bytes: number;
+  usedBytes: number;
+  liveBytes: number;
+}
+
 export class SlabArena<T> {
   readonly #options: SlabArenaOptions<T>;
   /** Live slabs by their ArrayBuffer (a view's `.buffer`); retired slabs are not here. */
   readonly #slabs = new Map<ArrayBufferLike, Slab<T>>();
   #filling: Slab<T> | undefined;
   #retired: T[] = [];
+  readonly #totals: SlabStats = { slabs: 0, bytes: 0, usedBytes: 0, liveBytes: 0 };
 
   constructor(options: SlabArenaOptions<T>) {
     if (!(options.maxPlacedBytes <= options.slabBytes)) throw new RangeError('maxPlacedBytes must not exceed slabBytes');
@@ -68,6 +76,7 @@ export class SlabArena<T> {
     const at = slab.used;
     slab.bytes.set(bytes, at);
     slab.used += length;
+    this.#totals.usedBytes += length;
     return slab.bytes.subarray(at, at + length);
   }
 
@@ -82,6 +91,7 @@ export class SlabArena<T> {
     if (slab === undefined) return false;
     slab.live += body.length;
     slab.count++;
+    this.#totals.liveBytes += body.length;
     slab.holders.push(holder);
     // Holders that let go stay listed until the slab is retired; when they outnumber those holding, the list is pruned.
     if (slab.holders.length > 64 && slab.holders.length > 2 * slab.count) slab.holders = slab.holders.filter(this.#options.isHeld);
@@ -94,19 +104,20 @@ export class SlabArena<T> {
     if (slab === undefined) return;
     slab.live -= body.length;
     slab.count--;
+    this.#totals.liveBytes -= body.length;
     if (slab !== this.#filling) this.#retireIfSparse(slab);
   }
 
-  /** Live slabs: their bytes, the bytes written and still held in them, and the holders listed. Walks the slabs (a few hundred at most). */
-  stats(): { slabs: number; bytes: number; usedBytes: number; liveBytes: number; holders: number } {
-    const stats = { slabs: this.#slabs.size, bytes: 0, usedBytes: 0, liveBytes: 0, holders: 0 };
-    for (const slab of this.#slabs.values()) {
-      stats.bytes += slab.bytes.length;
-      stats.usedBytes += slab.used;
-      stats.liveBytes += slab.live;
-      stats.holders += slab.holders.length;
-    }
-    return stats;
+  /** Live slabs: how many, their bytes, and the bytes written and still held in them. Kept up to date as they change, for scrapes. */
+  stats(): SlabStats {
+    return { ...this.#totals };
+  }
+
+  /** Holders listed across the live slabs (those holding and some that let go): a walk over the slabs. */
+  listedHolders(): number {
+    let listed = 0;
+    for (const slab of this.#slabs.values()) listed += slab.holders.length;
+    return listed;
   }
 
   #startSlab(): Slab<T> {
@@ -114,6 +125,8 @@ export class SlabArena<T> {
     // allocUnsafeSlow: a buffer of its own (never Node's shared pool), left unfilled: every byte handed out is written first.
     const slab: Slab<T> = { bytes: Buffer.allocUnsafeSlow(this.#options.slabBytes), used: 0, live: 0, count: 0, holders: [] };
     this.#slabs.set(slab.bytes.buffer, slab);
+    this.#totals.slabs++;
+    this.#totals.bytes += slab.bytes.length;
     this.#filling = slab;
     if (previous !== undefined) this.#retireIfSparse(previous);
     return slab;
@@ -122,6 +135,10 @@ export class SlabArena<T> {
   #retireIfSparse(slab: Slab<T>): void {
     if (slab.live >= slab.used * this.#options.compactBelow) return;
     this.#slabs.delete(slab.bytes.buffer);
+    this.#totals.slabs--;
+    this.#totals.bytes -= slab.bytes.length;
+    this.#totals.usedBytes -= slab.used;
+    this.#totals.liveBytes -= slab.live;
     if (slab.count <= 0) return;
     if (this.#retired.length === 0) queueMicrotask(() => this.#relocateRetired());
     for (const holder of slab.holders) this.#retired.push(holder);

@@ -85,6 +85,10 @@ describe('GET /metrics after real traffic', () => {
     expect(now.get(seriesKey('lacquer_store_entries', { tier: 'memory' }))).toBe(1);
     expect(now.get(seriesKey('lacquer_store_bytes', { tier: 'memory' }))).toBeGreaterThan(10);
     expect(now.get(seriesKey('lacquer_store_max_bytes', { tier: 'memory' }))).toBe(defaults().cache.memory.maxSize);
+    // The ten-byte body is the one body in the memory tier's one slab (4 MiB at the default size).
+    expect(now.get(seriesKey('lacquer_memory_slab_bytes', { state: 'held' }))).toBe(10);
+    expect(now.get(seriesKey('lacquer_memory_slab_bytes', { state: 'written' }))).toBe(10);
+    expect(now.get(seriesKey('lacquer_memory_slab_bytes', { state: 'allocated' }))).toBe(4 * 1024 * 1024);
     expect(origin!.hits()).toBe(1);
   });
 
