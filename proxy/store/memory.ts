@@ -16,8 +16,8 @@ export interface MemoryStoreOptions {
   onMove?: (from: Entry, to: Entry) => void;
 }
 
-/** A slab holding less than this share of what was written into it has its bodies moved (see slabs.ts). */
-const COMPACT_BELOW = 0.75;
+/** Share of the slabs' bytes left unused (by evicted bodies) before the sparsest slab's bodies are moved (see slabs.ts). */
+const MAX_SLAB_WASTE = 0.2;
 
 /**
  * The memory tier: an LRU over keys, bounded in bytes. Each key holds its
@@ -38,7 +38,7 @@ export class MemoryStore implements Store {
     this.#options = options;
     this.#slabs = new SlabArena<Entry>({
       ...slabSizesFor(options.maxSize),
-      compactBelow: COMPACT_BELOW,
+      maxWaste: MAX_SLAB_WASTE,
       isHeld: (entry) => this.#holds(entry),
       relocate: (entries) => this.#move(entries),
     });
@@ -192,7 +192,7 @@ export class MemoryStore implements Store {
       const variants = this.#lru.peek(entry.key) as Entry[] | undefined;
       const at = variants === undefined ? -1 : variants.indexOf(entry);
       if (at < 0 || !Buffer.isBuffer(entry.body)) continue;
-      const moved = withBody(entry, this.own(entry.body));
+      const moved = withBody(entry, this.#slabs.place(entry.body, 'moved') ?? ownBuffer(entry.body));
       variants![at] = moved;
       if (Buffer.isBuffer(moved.body)) this.#slabs.hold(moved.body, moved);
       this.#options.onMove?.(entry, moved);

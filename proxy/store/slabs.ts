@@ -8,19 +8,24 @@
  *
  * A slab is freed only when nothing holds a view of it, so one long-lived
  * body could keep a whole slab alive. The arena counts the bytes still held
- * in each slab; once a slab that is no longer being filled holds less than
- * `compactBelow` of what was written into it, it is retired and its holders
- * are asked to move their bodies into the slab being filled (`relocate`).
- * So slabs stay at least that full: with 0.75, the bodies' memory is at most
- * a third more than the bytes held, plus the slab being filled.
+ * in each slab. A slab no longer filled that holds nothing is dropped at
+ * once. With least-recently-used eviction that is the common case: bodies
+ * stored together age together, and a slab drains as its bodies reach the
+ * end of the LRU. Bodies that stay (hot ones) leave slabs part-empty; once
+ * the bytes unused across the slabs pass `maxWaste` of all slab bytes (two
+ * slabs' worth more are allowed: those being filled), the sparsest slab is
+ * retired and its holders are asked to move their bodies (`relocate`) into
+ * a slab kept for moved bodies. So slabs take at most 1 / (1 - maxWaste)
+ * of the bytes held, plus two slabs, and a body is moved only when it
+ * outlives most of the bodies stored with it.
  */
 
 export interface SlabArenaOptions<T> {
   readonly slabBytes: number;
   /** Bodies larger than this are not placed in slabs. */
   readonly maxPlacedBytes: number;
-  /** Share of a slab's written bytes under which it is retired. */
-  readonly compactBelow: number;
+  /** Share of all slab bytes that may be unused (beyond the two slabs being filled) before the sparsest slab is compacted. */
+  readonly maxWaste: number;
   /** Whether a holder registered with `hold` still holds its view. */
   readonly isHeld: (holder: T) => boolean;
   /** Called (from a microtask, never inside an arena call) with the holders of a retired slab; those still holding move their bodies. */
@@ -47,6 +52,8 @@ export function slabSizesFor(maxSize: number): { slabBytes: number; maxPlacedByt
   return { slabBytes, maxPlacedBytes: Math.floor(slabBytes / 8) };
 }
 
+export type SlabKind = 'fresh' | 'moved';
+
 export interface SlabStats {
   slabs: number;
   bytes: number;
@@ -58,7 +65,8 @@ export class SlabArena<T> {
   readonly #options: SlabArenaOptions<T>;
   /** Live slabs by their ArrayBuffer (a view's `.buffer`); retired slabs are not here. */
   readonly #slabs = new Map<ArrayBufferLike, Slab<T>>();
-  #filling: Slab<T> | undefined;
+  /** The slab new bodies go into, and the one bodies moved out of retired slabs go into. */
+  readonly #filling: { fresh: Slab<T> | undefined; moved: Slab<T> | undefined } = { fresh: undefined, moved: undefined };
   #retired: T[] = [];
   readonly #totals: SlabStats = { slabs: 0, bytes: 0, usedBytes: 0, liveBytes: 0 };
 
@@ -67,12 +75,19 @@ export class SlabArena<T> {
     this.#options = options;
   }
 
-  /** A copy of `bytes` in the slab being filled, or undefined when they are too large (or empty) to place. */
-  place(bytes: Uint8Array): Buffer | undefined {
+  /**
+   * A copy of `bytes` in a slab being filled, or undefined when they are too
+   * large (or empty) to place. Bodies moved out of a retired slab (`moved`)
+   * go into a slab of their own: most of them are old and soon evicted, and
+   * mixed in with new bodies they would leave those slabs part-empty,
+   * to be compacted in turn (with least-recently-used eviction, every body
+   * was then moved two or three times).
+   */
+  place(bytes: Uint8Array, kind: SlabKind = 'fresh'): Buffer | undefined {
     const length = bytes.byteLength;
     if (length === 0 || length > this.#options.maxPlacedBytes) return undefined;
-    let slab = this.#filling;
-    if (slab === undefined || slab.used + length > slab.bytes.length) slab = this.#startSlab();
+    let slab = this.#filling[kind];
+    if (slab === undefined || slab.used + length > slab.bytes.length) slab = this.#startSlab(kind);
     const at = slab.used;
     slab.bytes.set(bytes, at);
     slab.used += length;
@@ -98,14 +113,16 @@ export class SlabArena<T> {
     return true;
   }
 
-  /** A holder let go of `body`. May retire its slab (see the class comment). */
+  /** A holder let go of `body`. May drop its slab, or compact the sparsest one (see the class comment). */
   release(body: Buffer): void {
     const slab = this.#slabs.get(body.buffer);
     if (slab === undefined) return;
     slab.live -= body.length;
     slab.count--;
     this.#totals.liveBytes -= body.length;
-    if (slab !== this.#filling) this.#retireIfSparse(slab);
+    if (this.#isFilling(slab)) return;
+    if (slab.count <= 0) this.#retire(slab);
+    else if (this.#wasteful()) this.#retire(this.#sparsest()!);
   }
 
   /** Live slabs: how many, their bytes, and the bytes written and still held in them. Kept up to date as they change, for scrapes. */
@@ -120,20 +137,38 @@ export class SlabArena<T> {
     return listed;
   }
 
-  #startSlab(): Slab<T> {
-    const previous = this.#filling;
+  #startSlab(kind: SlabKind): Slab<T> {
+    const previous = this.#filling[kind];
     // allocUnsafeSlow: a buffer of its own (never Node's shared pool), left unfilled: every byte handed out is written first.
     const slab: Slab<T> = { bytes: Buffer.allocUnsafeSlow(this.#options.slabBytes), used: 0, live: 0, count: 0, holders: [] };
     this.#slabs.set(slab.bytes.buffer, slab);
     this.#totals.slabs++;
     this.#totals.bytes += slab.bytes.length;
-    this.#filling = slab;
-    if (previous !== undefined) this.#retireIfSparse(previous);
+    this.#filling[kind] = slab;
+    if (previous !== undefined && previous.count <= 0) this.#retire(previous);
     return slab;
   }
 
-  #retireIfSparse(slab: Slab<T>): void {
-    if (slab.live >= slab.used * this.#options.compactBelow) return;
+  #isFilling(slab: Slab<T>): boolean {
+    return slab === this.#filling.fresh || slab === this.#filling.moved;
+  }
+
+  #wasteful(): boolean {
+    const unused = this.#totals.bytes - this.#totals.liveBytes;
+    return unused > this.#options.maxWaste * this.#totals.bytes + 2 * this.#options.slabBytes;
+  }
+
+  /** The slab not being filled that holds the smallest share of its bytes (a walk over the slabs, only when compaction is due). */
+  #sparsest(): Slab<T> | undefined {
+    let sparsest: Slab<T> | undefined;
+    for (const slab of this.#slabs.values()) {
+      if (!this.#isFilling(slab) && (sparsest === undefined || slab.live < sparsest.live)) sparsest = slab;
+    }
+    return sparsest;
+  }
+
+  /** Drops a slab from the arena; whoever still holds views of it is asked to move. */
+  #retire(slab: Slab<T>): void {
     this.#slabs.delete(slab.bytes.buffer);
     this.#totals.slabs--;
     this.#totals.bytes -= slab.bytes.length;
@@ -147,6 +182,10 @@ export class SlabArena<T> {
   #relocateRetired(): void {
     const holders = this.#retired.filter(this.#options.isHeld);
     this.#retired = [];
-    if (holders.length > 0) this.#options.relocate(holders);
+    if (holders.length === 0) return;
+    this.#options.relocate(holders);
+    // The moved bodies may have started a slab, whose unused bytes were not counted when the retired one was chosen.
+    const sparsest = this.#wasteful() ? this.#sparsest() : undefined;
+    if (sparsest !== undefined) this.#retire(sparsest);
   }
 }

@@ -7,13 +7,13 @@ interface Holder {
   held: boolean;
 }
 
-/** An arena of 1 KiB slabs placing bodies up to 256 bytes, which records what it is asked to relocate. */
-function arena(compactBelow = 0.75) {
+/** An arena of 1 KiB slabs placing bodies up to 256 bytes, a quarter of its bytes allowed unused (beyond two slabs), which records what it is asked to relocate. */
+function arena() {
   const relocations: string[][] = [];
   const slabs = new SlabArena<Holder>({
     slabBytes: 1024,
     maxPlacedBytes: 256,
-    compactBelow,
+    maxWaste: 0.25,
     isHeld: (holder) => holder.held,
     relocate: (holders) => relocations.push(holders.map((holder) => holder.name)),
   });
@@ -26,7 +26,9 @@ function arena(compactBelow = 0.75) {
     holder.held = false;
     slabs.release(holder.body);
   };
-  return { slabs, relocations, hold, letGo };
+  /** Fills `count` slabs with four 250-byte bodies each, named s<slab>_<n>; the last is the slab being filled. */
+  const fill = (count: number): Holder[][] => Array.from({ length: count }, (_, slab) => [0, 1, 2, 3].map((n) => hold(`s${slab}_${n}`, Buffer.alloc(250, slab))));
+  return { slabs, relocations, hold, letGo, fill };
 }
 
 describe('slab arena', () => {
@@ -68,24 +70,36 @@ describe('slab arena', () => {
     expect(views.every((view, i) => view.equals(Buffer.alloc(250, i)))).toBe(true);
   });
 
-  it('asks the holders still holding to move once a slab no longer filled falls under the threshold, after the call that did it', async () => {
-    const { relocations, hold, letGo, slabs } = arena();
-    const first = [0, 1, 2, 3].map((i) => hold(`a${i}`, Buffer.alloc(250, i)));
-    hold('b0', Buffer.alloc(250)); // the second slab is now the one filled
-    letGo(first[0]!); // 750 of 1000 written: not under three quarters
+  it('drops a slab no longer filled once nothing in it is held, asking no one to move', async () => {
+    const { relocations, letGo, fill, slabs } = arena();
+    const [first] = fill(2);
+    for (const holder of first!) letGo(holder);
     await Promise.resolve();
     expect(relocations).toEqual([]);
-    letGo(first[1]!);
-    expect(relocations).toEqual([]);
-    expect(slabs.isPlaced(first[2]!.body)).toBe(false);
-    await Promise.resolve();
-    expect(relocations).toEqual([['a2', 'a3']]);
-    // Retired: letting go of its views later counts nothing anywhere.
-    letGo(first[2]!);
-    expect(slabs.stats()).toEqual({ slabs: 1, bytes: 1024, usedBytes: 250, liveBytes: 250 });
+    expect(slabs.isPlaced(first![3]!.body)).toBe(false);
+    expect(slabs.stats()).toEqual({ slabs: 1, bytes: 1024, usedBytes: 1000, liveBytes: 1000 });
   });
 
-  it('never retires the slab being filled, however sparse', async () => {
+  it('moves nothing while the unused bytes stay within the allowance, then asks the holders of the sparsest slab to move, after the call that did it', async () => {
+    const { relocations, letGo, fill, slabs } = arena();
+    // 12 slabs of 1024 bytes: a quarter of them and two slabs more, 5,120 bytes, may be unused; 288 are (each slab's last 24).
+    const filled = fill(12);
+    // Each slab drained to one body leaves 750 more unused: six of them stay within the allowance (4,788).
+    for (const slab of filled.slice(0, 6)) for (const holder of slab.slice(0, 3)) letGo(holder);
+    letGo(filled[6]![0]!);
+    await Promise.resolve();
+    expect(relocations).toEqual([]);
+    expect(slabs.stats().slabs).toBe(12);
+    // 5,288 unused: the sparsest slab (the first of those holding 250 bytes) is retired, its holder asked to move once the call is over.
+    letGo(filled[6]![1]!);
+    expect(relocations).toEqual([]);
+    expect(slabs.isPlaced(filled[0]![3]!.body)).toBe(false);
+    await Promise.resolve();
+    expect(relocations).toEqual([['s0_3']]);
+    expect(slabs.stats().slabs).toBe(11);
+  });
+
+  it('never retires a slab being filled, however sparse', async () => {
     const { relocations, hold, letGo, slabs } = arena();
     const held = [0, 1, 2].map((i) => hold(`a${i}`, Buffer.alloc(100, i)));
     letGo(held[0]!);
@@ -95,25 +109,26 @@ describe('slab arena', () => {
     expect(slabs.isPlaced(held[2]!.body)).toBe(true);
   });
 
-  it('retires a slab left sparse when a new one starts', async () => {
-    const { relocations, hold, letGo } = arena();
-    const held = [0, 1, 2, 3].map((i) => hold(`a${i}`, Buffer.alloc(i < 3 ? 200 : 250, i)));
-    for (const holder of held.slice(0, 3)) letGo(holder);
-    await Promise.resolve();
-    expect(relocations).toEqual([]); // still the slab being filled
-    hold('b0', Buffer.alloc(200)); // 850 + 200 does not fit: a new slab; the old one holds 250 of 850
-    await Promise.resolve();
-    expect(relocations).toEqual([['a3']]);
+  it('places moved bodies in a slab of their own, apart from new ones', () => {
+    const { slabs } = arena();
+    const fresh = slabs.place(Buffer.from('new'))!;
+    const moved = slabs.place(Buffer.from('moved'), 'moved')!;
+    const next = slabs.place(Buffer.from('newer'))!;
+    expect(moved.buffer).not.toBe(fresh.buffer);
+    expect(next.buffer).toBe(fresh.buffer);
+    expect(moved.toString()).toBe('moved');
+    expect(slabs.stats().slabs).toBe(2);
   });
 
   it('asks no one to move when the holders of a retired slab let go before the move', async () => {
-    const { relocations, hold, letGo, slabs } = arena();
-    const held = [0, 1, 2, 3].map((i) => hold(`a${i}`, Buffer.alloc(250, i)));
-    hold('b0', Buffer.alloc(250));
-    for (const holder of held) letGo(holder);
+    const { relocations, letGo, fill } = arena();
+    const filled = fill(12);
+    for (const slab of filled.slice(0, 6)) for (const holder of slab.slice(0, 3)) letGo(holder);
+    letGo(filled[6]![0]!);
+    letGo(filled[6]![1]!); // retires the first slab
+    letGo(filled[0]![3]!);
     await Promise.resolve();
     expect(relocations).toEqual([]);
-    expect(slabs.stats()).toMatchObject({ slabs: 1, liveBytes: 250 });
   });
 
   it('keeps its list of holders from growing past twice those holding when one body is held again and again', () => {

@@ -47,14 +47,15 @@ describe('tiered store: one entry object per variant held in both tiers', () => 
   });
 
   it('follows the memory tier when it moves a shared entry out of a sparse slab', async () => {
-    // 1 MiB of memory: 64 KiB slabs, 16 bodies of 4 KiB each.
+    // 1 MiB of memory: 64 KiB slabs, 16 bodies of 4 KiB each; ten slabs filled, then eight drained to one body each.
     const store = tiered(1 << 20);
     const bodyOf = (i: number) => Buffer.alloc(4_096, i);
-    for (let i = 0; i < 20; i++) await store.set(testEntry(`k${i}`, { body: bodyOf(i) }));
+    for (let i = 0; i < 160; i++) await store.set(testEntry(`k${i}`, { body: bodyOf(i) }));
     const before = store.memory.peek('k0')![0]!;
     expect(store.disk.current('k0', '')).toBe(before);
-    for (let i = 1; i < 16; i++) store.delete(`k${i}`);
+    for (let i = 0; i < 128; i++) if (i % 16 !== 0) store.delete(`k${i}`);
     await Promise.resolve();
+    // The first slab is the sparsest (the first of several holding one body): compacted first.
     const moved = store.memory.peek('k0')![0]!;
     expect(moved).not.toBe(before);
     expect((moved.body as Buffer).buffer).not.toBe((before.body as Buffer).buffer);
