@@ -12,6 +12,8 @@ export interface RedisFleet {
   redis(options?: { persistDir?: string }): Promise<TestRedis>;
   /** A whole Lacquer configuration (as proxy/main.ts composes it) for one instance on `redis`. */
   config(redis: TestRedis, instanceId: string): Config;
+  /** The same with the shared tier on, and a generous timeout: a loaded CI box must not turn shared hits into misses. */
+  sharedConfig(redis: TestRedis, instanceId: string): Config;
   /** A running instance, closed after the test unless stopped first. */
   start(config: Config): Promise<RunningLacquer>;
   stop(lacquer: RunningLacquer): Promise<void>;
@@ -56,6 +58,12 @@ export function useRedisFleet(handler: OriginHandler): RedisFleet {
       const config = wholeLacquerConfig(this.origin.url);
       config.redis.url = redis.url;
       config.redis.instanceId = instanceId;
+      return config;
+    },
+    sharedConfig(redis, instanceId) {
+      const config = this.config(redis, instanceId);
+      config.redis.shared.enabled = true;
+      config.redis.shared.timeout = 2000;
       return config;
     },
     async start(config) {

@@ -20,11 +20,7 @@ const fleet = useRedisFleet((request, response, count) => {
 const { redis: redisServer, start } = fleet;
 
 function configFor(redis: TestRedis, instanceId: string): Config {
-  const config = fleet.config(redis, instanceId);
-  config.redis.shared.enabled = true;
-  // Generous: a loaded CI box must not turn shared hits into misses here.
-  config.redis.shared.timeout = 2000;
-  return config;
+  return fleet.sharedConfig(redis, instanceId);
 }
 
 const get = async (lacquer: RunningLacquer, path: string) => fetchText(lacquer.proxyUrl + path, { headers: { host: 'shop.example' } });
