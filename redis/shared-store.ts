@@ -93,6 +93,18 @@ export class SharedBackedStore implements Store {
       .catch((error: unknown) => this.#options.onError(error, 'shared write'));
   }
 
+  /**
+   * A fill that stored nothing (set() releases the lock of one that did):
+   * its lock is released now rather than left to lapse, so the instances
+   * waiting on it fetch for themselves at once.
+   */
+  fillEnded(key: string): void {
+    const token = this.#held.get(key);
+    if (token === undefined) return;
+    this.#held.delete(key);
+    this.#options.shared.unlock(key, token).catch((error: unknown) => this.#options.onError(error, 'shared lock'));
+  }
+
   async delete(key: string): Promise<number> {
     const removed = await this.local.delete(key);
     this.#purgeShared(key);

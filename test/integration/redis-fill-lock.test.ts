@@ -20,22 +20,31 @@ import { tempDir } from '../helpers/tempdir.js';
  * reaches the origin and what reaches Redis (its own INFO commandstats).
  */
 
-let held: { path: string; until: Promise<void> } | undefined;
+/** What the held request is finally answered with: a storable response, one that may not be stored, or a connection reset. */
+type HeldAnswer = 'storable' | 'no-store' | 'reset';
+
+let held: { path: string; until: Promise<void>; answer: HeldAnswer } | undefined;
 
 const fleet = useRedisFleet(async (request, response, count) => {
+  let answer: HeldAnswer = 'storable';
   if (held !== undefined && request.url === held.path) {
-    const until = held.until;
+    const { until } = held;
+    answer = held.answer;
     held = undefined;
     await until;
   }
-  response.writeHead(200, { 'cache-control': 'max-age=600' });
+  if (answer === 'reset') {
+    response.destroy();
+    return;
+  }
+  response.writeHead(200, { 'cache-control': answer === 'no-store' ? 'no-store' : 'max-age=600' });
   response.end(`${request.url}#${count}`);
 });
 
 /** Holds the origin's answer to the next request for `path` until the returned function is called. */
-function holdNext(path: string): () => void {
+function holdNext(path: string, answer: HeldAnswer = 'storable'): () => void {
   let release!: () => void;
-  held = { path, until: new Promise<void>((resolve) => (release = resolve)) };
+  held = { path, answer, until: new Promise<void>((resolve) => (release = resolve)) };
   releases.push(release);
   return release;
 }
@@ -152,6 +161,28 @@ describe('cross-instance coalescing', () => {
     expect(new Set(bodies).size).toBe(1);
     expect(bodies).toHaveLength(9);
   }, 60_000);
+
+  for (const answer of ['no-store', 'reset'] as const) {
+    it(`a fill that stores nothing (origin answer: ${answer}) lets the waiting instances go at once, not when its lock lapses`, async () => {
+      const redis = await fleet.redis();
+      const raw = await rawClient(redis);
+      const path = `/unstored-${answer}`;
+      const [a, b] = await Promise.all(['a', 'b'].map((id) => fleet.start(configFor(redis, id, 120_000))));
+      const release = holdNext(path, answer);
+      const attempts = await lockAttempts(raw);
+      const holder = get(a!.proxyUrl, path);
+      await until(() => fleet.origin.hits(path) === 1, 'the holder reaching the origin');
+      const waiting = get(b!.proxyUrl, path);
+      await until(async () => (await lockAttempts(raw)) >= attempts + 2, 'the second instance asking for the lock');
+      release();
+      expect((await holder).status).toBe(answer === 'reset' ? 502 : 200);
+      // Left waiting for the lock to lapse, it would answer only after two minutes.
+      const waited = await Promise.race([waiting, sleep(20_000).then(() => 'still waiting after 20 s')]);
+      expect(typeof waited === 'string' ? waited : waited.body).toMatch(new RegExp(`^${path}#\\d+$`));
+      // Nothing was shared: the waiting instance asked the origin itself.
+      expect(fleet.origin.hits(path)).toBe(2);
+    }, 40_000);
+  }
 
   it('a lock left by a process that died is waited on no longer than the lock has left to live, however long lockTtl is', async () => {
     const redis = await fleet.redis();
