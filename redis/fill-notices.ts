@@ -87,11 +87,6 @@ export class FillSubscriber implements FillNotices {
     this.#wakeAll();
   }
 
-  /** How many keys have waits on them (for tests and metrics). */
-  get watchedKeys(): number {
-    return this.#watches.size;
-  }
-
   #subscribe(): void {
     this.#options.subscriber
       .subscribe(this.#options.channel, (key) => this.#wake(key))
