@@ -178,8 +178,13 @@ export class Flow {
     const waitKey = waitKeyOf(target.key, request.headers, stale ?? known);
     const pending = this.#waiting.pending(waitKey);
     if (pending === undefined) {
-      const result = await this.#waiting.run(waitKey, () => this.#fill(request, target, stale, fwd));
-      return result.leader;
+      try {
+        const result = await this.#waiting.run(waitKey, () => this.#fill(request, target, stale, fwd));
+        return result.leader;
+      } finally {
+        // Stored or not (not storable, origin failed): other instances waiting on this fill need not wait any longer.
+        this.#deps.store.fillEnded?.(target.key);
+      }
     }
     const joined = this.invalidations.stamp();
     publishFlow({ kind: 'coalesced', request });

@@ -7,6 +7,7 @@ import type { ReadinessPart } from '../proxy/admin.js';
 import type { Store } from '../proxy/store/store.js';
 import { createRedisClient, type RedisClient } from './connection.js';
 import { publishRedisEvent } from './events.js';
+import { FillSubscriber } from './fill-notices.js';
 import { sharedBacked, type SharedBackedStore } from './shared-store.js';
 import { SharedTier, sharedPurgeFor } from './shared-tier.js';
 import { fileCursor, memoryCursor } from './cursor-file.js';
@@ -94,12 +95,15 @@ export function attachShared(config: Config, local: Store, clock: () => number, 
   client.on('error', () => publishRedisEvent({ kind: 'error', operation: 'shared' }));
   client.connect().catch(() => undefined);
   const tier = new SharedTier({ client, keyPrefix: config.redis.keyPrefix });
+  // Only with cross-instance coalescing: one subscriber connection for every wait on another instance's fill.
+  const fills = config.redis.shared.lockTtl > 0 ? subscribeToFills(client, tier, onError) : undefined;
   const store = sharedBacked({
     local,
     shared: tier,
     maxObjectSize: config.redis.shared.maxObjectSize,
     timeoutMs: config.redis.shared.timeout,
     lockTtlMs: config.redis.shared.lockTtl,
+    ...(fills === undefined ? {} : { fills }),
     clock,
     onError: (error, context) => {
       publishRedisEvent({ kind: 'error', operation: 'shared' });
@@ -111,7 +115,23 @@ export function attachShared(config: Config, local: Store, clock: () => number, 
     tier,
     purge: (purge) => tier.purge(sharedPurgeFor(purge, config.key, clock())),
     close: () => {
+      fills?.close();
       if (client.isOpen) client.destroy();
     },
   };
+}
+
+function subscribeToFills(client: RedisClient, tier: SharedTier, onError: (error: unknown, context: string) => void): FillSubscriber {
+  const subscriber = client.duplicate({ name: 'lacquer-shared-fills' });
+  subscriber.on('error', () => publishRedisEvent({ kind: 'error', operation: 'shared' }));
+  const fills = new FillSubscriber({
+    subscriber,
+    channel: tier.fillChannel,
+    onError: (error) => {
+      publishRedisEvent({ kind: 'error', operation: 'shared' });
+      onError(error, 'shared fill notices');
+    },
+  });
+  fills.start();
+  return fills;
 }

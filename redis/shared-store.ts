@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { LRUCache } from 'lru-cache';
 import type { Entry } from '../proxy/cache/entry.js';
 import { isStreamingStore, type BodyWriter, type Store, type StreamingStore } from '../proxy/store/store.js';
 import { publishRedisEvent } from './events.js';
+import { NO_FILL_NOTICES, type FillNotices } from './fill-notices.js';
 import type { SharedTier } from './shared-tier.js';
 
 /**
@@ -28,8 +28,12 @@ export interface SharedBackedOptions {
   readonly onError: (error: unknown, context: string) => void;
   /** Cross-instance coalescing (see RedisSharedOptions.lockTtl); 0 or absent: off. */
   readonly lockTtlMs?: number;
-  /** How often a waiting instance looks for the holder's copy. Default 10 ms. */
-  readonly lockPollMs?: number;
+  /**
+   * Word of released fill locks (FillSubscriber): a waiting instance looks
+   * for the holder's copy when told, instead of polling. Absent: it looks
+   * only when the lock would lapse.
+   */
+  readonly fills?: FillNotices;
 }
 
 /** Keys whose last wait found nothing (an uncacheable response, a failed fill): not waited for again this long. */
@@ -89,6 +93,18 @@ export class SharedBackedStore implements Store {
       .catch((error: unknown) => this.#options.onError(error, 'shared write'));
   }
 
+  /**
+   * A fill that stored nothing (set() releases the lock of one that did):
+   * its lock is released now rather than left to lapse, so the instances
+   * waiting on it fetch for themselves at once.
+   */
+  fillEnded(key: string): void {
+    const token = this.#held.get(key);
+    if (token === undefined) return;
+    this.#held.delete(key);
+    this.#options.shared.unlock(key, token).catch((error: unknown) => this.#options.onError(error, 'shared lock'));
+  }
+
   async delete(key: string): Promise<number> {
     const removed = await this.local.delete(key);
     this.#purgeShared(key);
@@ -145,13 +161,13 @@ export class SharedBackedStore implements Store {
   /**
    * Cross-instance coalescing: the first instance to miss a key takes its
    * lock and fills it (its copy reaches Redis with set(), which releases the
-   * lock); the others look for that copy until the lock is gone or lapses.
-   * A lost holder blocks no one past lockTtl. Finding nothing when the wait
-   * ends (the response was not storable, the fill failed) means fetching
-   * here, and not waiting on this key again for a while.
+   * lock and publishes the release); the others wait for that copy. A lost
+   * holder blocks no one past lockTtl. Finding nothing when the wait ends
+   * (the response was not storable, the fill failed) means fetching here,
+   * and not waiting on this key again for a while.
    */
   async #fillOrWait(key: string): Promise<readonly Entry[] | undefined> {
-    const { shared, lockTtlMs = 0, lockPollMs = 10 } = this.#options;
+    const { shared, lockTtlMs = 0 } = this.#options;
     const token = randomUUID();
     try {
       // Each Redis call is bounded: a Redis that stopped answering must not hold requests (its clients have no command timeout).
@@ -161,18 +177,41 @@ export class SharedBackedStore implements Store {
         setTimeout(() => this.#held.get(key) === token && this.#held.delete(key), lockTtlMs).unref();
         return undefined;
       }
-      const deadline = this.#options.clock() + lockTtlMs;
-      while (this.#options.clock() < deadline) {
-        await sleep(lockPollMs);
-        const found = await this.#lookup(key);
-        if (found !== undefined) return found;
-        if (!(await this.#bounded(shared.locked(key), 'shared tier lock check'))) break;
-      }
+      const found = await this.#waitForFill(key, this.#options.clock() + lockTtlMs);
+      if (found === undefined) this.#noWait.set(key, true);
+      return found;
     } catch (error) {
       this.#options.onError(error, 'shared lock');
     }
     this.#noWait.set(key, true);
     return this.#lookup(key);
+  }
+
+  /**
+   * Waits for another instance's copy of `key` without polling: it looks
+   * when the holder's release is published, when the subscription comes back
+   * (a release may have been missed), and when the lock would lapse (a
+   * holder that died publishes nothing) — never past `deadline`. Answers
+   * undefined when the lock is gone and left no copy, or time is up.
+   */
+  async #waitForFill(key: string, deadline: number): Promise<readonly Entry[] | undefined> {
+    const { shared, fills = NO_FILL_NOTICES } = this.#options;
+    for (;;) {
+      // Watching before looking: a release published while this look is under way still wakes the wait below.
+      const watch = fills.watch(key);
+      try {
+        // The lock first: the holder stores before it releases, so a lock found gone means the copy (if any) is there to read.
+        const left = await this.#bounded(shared.lockLeft(key), 'shared tier lock check');
+        const found = await this.#lookup(key);
+        if (found !== undefined) return found;
+        const wait = Math.min(left, deadline - this.#options.clock());
+        if (wait <= 0) return undefined;
+        // A millisecond past the lock's end, so the next look finds it lapsed rather than a last sliver of it.
+        await wakeOrTimeout(watch.woken, Math.ceil(wait) + 1);
+      } finally {
+        watch.stop();
+      }
+    }
   }
 
   /** A Redis call that fails once it takes longer than the shared tier's timeout. */
@@ -226,6 +265,16 @@ export class StreamingSharedBackedStore extends SharedBackedStore implements Str
 
   createBodyWriter(): BodyWriter | undefined {
     return (this.local as StreamingStore).createBodyWriter();
+  }
+}
+
+/** Resolves when `woken` does or after `ms`, whichever is first; the timer goes with it. */
+async function wakeOrTimeout(woken: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([woken, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

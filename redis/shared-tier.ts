@@ -16,6 +16,8 @@ import type { RedisClient } from './connection.js';
  *   shared:<gen>:o:<key>       hash: variant -> encoded entry; expires at the latest deleteAt
  *   shared:<gen>:t:<tag>       set of keys carrying the tag
  *   shared:purged:<k|t|all>:…  when a key, a tag, or everything was last purged (Redis time, ms)
+ *   shared:lock:<key>          the fill lock (redis.shared.lockTtl): the token of the instance fetching the key
+ *   shared:fills               pub/sub channel: a key whose fill lock was just released
  *
  * Every step is one Lua script, so it is atomic in Redis. A write is
  * refused when what it names was purged after its origin fetch began
@@ -136,10 +138,13 @@ return 1`;
 /** Keys handled per SCAN step when a soft purge looks through every entry. */
 const SCAN_COUNT = 500;
 
-// ARGV: lock key, token. Only the holder's token releases the lock.
+// KEYS: lock key. ARGV: token, channel, key. Only the holder's token releases the lock;
+// the release is published in the same step, so an instance waiting for the copy looks once, now (fill-notices.ts).
 const UNLOCK = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`;
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 1`;
 
 /** What the shared tier is told to purge: keys and tags by name, or everything. */
 export interface SharedPurge {
@@ -203,12 +208,21 @@ export class SharedTier {
     return (await this.#client.set(`${this.#base}lock:${key}`, token, { condition: 'NX', expiration: { type: 'PX', value: ttlMs } })) === 'OK';
   }
 
+  /** Releases the lock if `token` still holds it, and tells the instances waiting on it (on `fillChannel`). */
   async unlock(key: string, token: string): Promise<void> {
-    await this.#client.sendCommand(['EVAL', UNLOCK, '1', `${this.#base}lock:${key}`, token]);
+    await this.#client.sendCommand(['EVAL', UNLOCK, '1', `${this.#base}lock:${key}`, token, this.fillChannel, key]);
   }
 
-  async locked(key: string): Promise<boolean> {
-    return (await this.#client.exists(`${this.#base}lock:${key}`)) === 1;
+  /** How long the fill lock of `key` has left to live, in ms; 0 when no one holds it. */
+  async lockLeft(key: string): Promise<number> {
+    const left = await this.#client.pTTL(`${this.#base}lock:${key}`);
+    // -2: no lock. -1: a lock without expiry, which Lacquer never sets: the waiter's own bound applies.
+    return left === -1 ? Number.POSITIVE_INFINITY : Math.max(0, left);
+  }
+
+  /** The pub/sub channel on which releases of fill locks are published, each message a key. */
+  get fillChannel(): string {
+    return `${this.#base}fills`;
   }
 
   /** Removes (or, soft, marks stale) what `purge` names; answers how many keys (soft: variants) it changed. */

@@ -39,6 +39,12 @@ export interface Store {
   /** Bytes and entries currently held. */
   stats(): { entries: number; bytes: number; maxBytes: number };
   close(): MaybePromise<void>;
+  /**
+   * The origin fetch that followed a miss on `key` is over, whether or not
+   * it stored anything. Optional: a tier that lets others wait on its
+   * misses (the shared tier's fill lock) lets them go here.
+   */
+  fillEnded?(key: string): void;
 }
 
 /**
