@@ -435,7 +435,8 @@ export class DiskStore implements StreamingStore, BodyOwner {
       return { id, length: body.length, crc: body.crc, wrote: false };
     }
     // An entry the memory tier shares with the index, stored again (soft purge, freshening): its bytes are in a file already.
-    const known = this.#variants(entry.key).find((item) => item.entry.body === body);
+    // The same bytes may also be another copy (the memory tier moves bodies out of sparse slabs; an origin may answer anew with the same body): compared, not written again.
+    const known = this.#variants(entry.key).find((item) => item.entry.body === body || (Buffer.isBuffer(item.entry.body) && item.entry.variant === entry.variant && item.entry.body.equals(body)));
     if (known !== undefined && this.#holdIfStored(known.bodyId)) return { id: known.bodyId, length: body.length, crc: known.crc >>> 0, wrote: false };
     const id = newId();
     if (this.#booting) this.#fresh.add(id);

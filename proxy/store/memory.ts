@@ -54,6 +54,11 @@ export class MemoryStore implements Store {
     });
   }
 
+  /** Bytes the tier may hold: an entry charged more is never kept. */
+  get maxSize(): number {
+    return this.#options.maxSize;
+  }
+
   get(key: string): readonly Entry[] | undefined {
     const variants = this.#lru.get(key);
     if (variants === undefined) return undefined;
@@ -67,6 +72,9 @@ export class MemoryStore implements Store {
   set(given: Entry): void {
     if (given.size > this.#options.maxSize) return;
     const entry = this.#withOwnBody(given);
+    // Counted before anything is let go of: releasing the entry this one replaces (a freshened entry keeps the same body)
+    // or those the LRU evicts could otherwise drop or retire this very body's slab first, leaving the body in a slab no longer tracked.
+    const counted = Buffer.isBuffer(entry.body) && this.#slabs.hold(entry.body, entry);
     const previous = this.#lru.peek(entry.key) ?? [];
     const others = previous.filter((stored) => stored.variant !== entry.variant);
     const replaced = previous.filter((stored) => stored.variant === entry.variant);
@@ -78,8 +86,10 @@ export class MemoryStore implements Store {
     this.#put(entry.key, previous, kept);
     for (const old of replaced) this.#removed(old, 'replace');
     for (const old of dropped) this.#removed(old, 'evict');
-    if (this.#lru.peek(entry.key)?.[0] !== entry) return;
-    if (Buffer.isBuffer(entry.body)) this.#slabs.hold(entry.body, entry);
+    if (this.#lru.peek(entry.key)?.[0] !== entry) {
+      if (counted) this.#slabs.release(entry.body as Buffer);
+      return;
+    }
     if (entry !== given) this.#options.onMove?.(given, entry);
     this.#options.listener?.onStore?.(entry);
   }

@@ -45,11 +45,15 @@ interface Slab<T> {
 
 const MIN_SLAB_BYTES = 64 * 1024;
 const MAX_SLAB_BYTES = 4 * 1024 * 1024;
+/** Past this a body's own buffer costs a negligible share of it, and a large body in a slab would make moves and a slow client's hold on a retired slab costlier. */
+const MAX_PLACED_BYTES = 64 * 1024;
+/** Holders moved per turn of the event loop. */
+const MOVE_BATCH = 1024;
 
-/** Slab sizes for a tier of `maxSize` bytes: a sixteenth of it, within 64 KiB to 4 MiB; bodies up to an eighth of a slab are placed. */
+/** Slab sizes for a tier of `maxSize` bytes: a sixteenth of it, within 64 KiB to 4 MiB; bodies up to 64 KiB, and at most an eighth of a slab, are placed. */
 export function slabSizesFor(maxSize: number): { slabBytes: number; maxPlacedBytes: number } {
   const slabBytes = Math.min(MAX_SLAB_BYTES, Math.max(MIN_SLAB_BYTES, Math.floor(maxSize / 16)));
-  return { slabBytes, maxPlacedBytes: Math.floor(slabBytes / 8) };
+  return { slabBytes, maxPlacedBytes: Math.min(MAX_PLACED_BYTES, Math.floor(slabBytes / 8)) };
 }
 
 export type SlabKind = 'fresh' | 'moved';
@@ -107,9 +111,10 @@ export class SlabArena<T> {
     slab.live += body.length;
     slab.count++;
     this.#totals.liveBytes += body.length;
+    // Holders that let go stay listed until the slab is retired; when they outnumber those holding, the list is pruned,
+    // before this holder is listed: it may not hold yet (a holder is counted before it takes its place).
+    if (slab.holders.length >= 64 && slab.holders.length >= 2 * slab.count) slab.holders = slab.holders.filter(this.#options.isHeld);
     slab.holders.push(holder);
-    // Holders that let go stay listed until the slab is retired; when they outnumber those holding, the list is pruned.
-    if (slab.holders.length > 64 && slab.holders.length > 2 * slab.count) slab.holders = slab.holders.filter(this.#options.isHeld);
     return true;
   }
 
@@ -179,11 +184,12 @@ export class SlabArena<T> {
     for (const holder of slab.holders) this.#retired.push(holder);
   }
 
+  /** Moves the holders of retired slabs, MOVE_BATCH at a time: a slab of small bodies holds tens of thousands, and moving them in one go would hold up the event loop for tens of milliseconds. */
   #relocateRetired(): void {
-    const holders = this.#retired.filter(this.#options.isHeld);
-    this.#retired = [];
-    if (holders.length === 0) return;
-    this.#options.relocate(holders);
+    const holders = this.#retired.splice(0, MOVE_BATCH).filter(this.#options.isHeld);
+    if (this.#retired.length > 0) setImmediate(() => this.#relocateRetired());
+    if (holders.length > 0) this.#options.relocate(holders);
+    if (this.#retired.length > 0) return;
     // The moved bodies may have started a slab, whose unused bytes were not counted when the retired one was chosen.
     const sparsest = this.#wasteful() ? this.#sparsest() : undefined;
     if (sparsest !== undefined) this.#retire(sparsest);

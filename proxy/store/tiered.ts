@@ -81,9 +81,9 @@ export class TieredStore implements StreamingStore {
 
   async set(given: Entry): Promise<void> {
     // The bytes as the memory tier keeps them (a slab copy); the disk tier must know the same buffer, so a later set() of it is metadata only.
-    const entry = Buffer.isBuffer(given.body) ? withBody(given, this.memory.own(given.body)) : given;
-    const body = entry.body;
-    const forMemory = Buffer.isBuffer(body) && body.length <= this.#memoryObjectLimit;
+    // Only a body memory may keep is copied: a copy nothing will hold would leave dead bytes in a slab.
+    const forMemory = Buffer.isBuffer(given.body) && given.body.length <= this.#memoryObjectLimit && given.size <= this.memory.maxSize;
+    const entry = forMemory ? withBody(given, this.memory.own(given.body as Buffer)) : given;
     const indexed = await this.disk.store(entry, forMemory);
     // Another write or a delete may have come first while the disk was written.
     // A copy other than this entry won (another worker's later one): its bytes are its own file's, not these, so

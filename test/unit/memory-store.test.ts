@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Entry } from '../../proxy/cache/entry.js';
+import { withBody, type Entry } from '../../proxy/cache/entry.js';
 import { BODY_SLACK_BYTES, MemoryStore } from '../../proxy/store/memory.js';
 import { seededRandom } from '../../scripts/bench/zipf.js';
 import { storeContract, testEntry } from '../contract/store-contract.js';
@@ -121,6 +121,21 @@ describe('memory tier body ownership', () => {
     expect(slabs.liveBytes).toBe(40 * 4_096);
     // Unused: at most a fifth of the slabs' bytes, and two slabs more.
     expect(slabs.bytes - slabs.liveBytes).toBeLessThanOrEqual(0.2 * slabs.bytes + 2 * 64 * 1024);
+  });
+
+  it('keeps counting a body when a freshened entry with the same bytes replaces the slab\'s last holder', () => {
+    const memory = new MemoryStore({ maxSize: 1024 * 1024, maxVariants: 4, clock: () => 1_000_000 });
+    // 4 KiB bodies, 16 to a 64 KiB slab: the first slab drained to k0, which a 304 then freshens (a new entry, the same body buffer).
+    for (let i = 0; i < 20; i++) memory.set(testEntry(`k${i}`, { body: Buffer.alloc(4_096, i) }));
+    for (let i = 1; i < 16; i++) memory.delete(`k${i}`);
+    const stale = memory.peek('k0')![0]!;
+    memory.set({ ...withBody(stale, stale.body), storedAt: stale.storedAt + 1 });
+    const fresh = memory.peek('k0')![0]!;
+    expect(fresh.body).toBe(stale.body);
+    // Counted, in a slab the arena still tracks: had the replaced entry's release dropped the slab first, k0 would hold bytes nothing counts.
+    expect(memory.slabStats()).toMatchObject({ slabs: 2, liveBytes: 5 * 4_096 });
+    memory.delete('k0');
+    expect(memory.slabStats()).toMatchObject({ slabs: 1, liveBytes: 4 * 4_096 });
   });
 
   it('removes a copied entry by identity with what a lookup returned', () => {

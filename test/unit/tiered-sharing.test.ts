@@ -1,6 +1,8 @@
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { bodyBytes, isFileBody } from '../../proxy/cache/body.js';
+import { withBody } from '../../proxy/cache/entry.js';
 import { TagIndex } from '../../purge/tag-index.js';
 import { TieredStore } from '../../proxy/store/tiered.js';
 import { testEntry } from '../contract/store-contract.js';
@@ -62,6 +64,35 @@ describe('tiered store: one entry object per variant held in both tiers', () => 
     expect(store.disk.current('k0', '')).toBe(moved);
     expect(store.get('k0')![0]).toBe(moved);
     expect((await bodyBytes(moved.body)).equals(bodyOf(0))).toBe(true);
+    await store.close();
+  });
+
+  it('copies into slabs only bodies the memory tier may keep', async () => {
+    const store = new TieredStore({
+      memory: { maxSize: 1 << 20, maxObjectSize: 1024 },
+      disk: { dir: join(root, String(dirs++)), maxSize: 1 << 20, maxObjectSize: 1 << 20 },
+      maxVariants: 4,
+      clock: () => 1_000_000,
+    });
+    await store.set(testEntry('small', { body: Buffer.alloc(500, 1) }));
+    for (let i = 0; i < 20; i++) await store.set(testEntry(`large${i}`, { body: Buffer.alloc(5_000, 2) }));
+    expect(store.memory.slabStats()).toMatchObject({ usedBytes: 500, liveBytes: 500 });
+    expect(isFileBody(store.disk.current('large0', '')!.body)).toBe(true);
+    await store.close();
+  });
+
+  it('writes no second body file for a variant stored again with the same bytes in another buffer', async () => {
+    const dir = join(root, String(dirs++));
+    const store = new TieredStore({ memory: { maxSize: 1 << 20, maxObjectSize: 1 << 20 }, disk: { dir, maxSize: 1 << 20, maxObjectSize: 1 << 20 }, maxVariants: 4, clock: () => 1_000_000 });
+    const bodyFiles = () => (readdirSync(dir, { recursive: true }) as string[]).filter((name) => name.endsWith('.body')).length;
+    await store.set(testEntry('k', { body: Buffer.alloc(4_096, 7) }));
+    expect(bodyFiles()).toBe(1);
+    const stored = store.memory.peek('k')![0]!;
+    // As after a move out of a sparse slab, or an origin answering anew with the same body: equal bytes, another buffer.
+    await store.set({ ...withBody(stored, Buffer.alloc(4_096, 7)), storedAt: stored.storedAt + 1 });
+    expect(bodyFiles()).toBe(1);
+    await store.set({ ...withBody(stored, Buffer.alloc(4_096, 8)), storedAt: stored.storedAt + 2 });
+    expect((await bodyBytes(store.get('k')![0]!.body)).equals(Buffer.alloc(4_096, 8))).toBe(true);
     await store.close();
   });
 
