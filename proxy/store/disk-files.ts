@@ -29,7 +29,23 @@ export const MARKER_CONTENT = `${JSON.stringify({ format: 1, note: 'Lacquer disk
 
 export const SUBDIR = /^[0-9a-f]{2}$/;
 export const CACHE_FILE = /^([0-9a-f]{32})\.(meta|body)$/;
-export const TEMP_FILE = /^[0-9a-f]{32}\.(meta|body)\.tmp$/;
+/** A file being written: `<id>.<ext>.<pid>.tmp`, named with the writing process (`<id>.<ext>.tmp` from earlier versions). */
+export const TEMP_FILE = /^[0-9a-f]{32}\.(meta|body)(?:\.(\d+))?\.tmp$/;
+
+/**
+ * The temporary name a file is written under. It names this process, so
+ * that with workers sharing the directory, one whose writer has died (a
+ * worker killed mid-write) is known to be a leftover at once (disk-scan.ts).
+ */
+export function tempPathOf(path: string): string {
+  return `${path}.${process.pid}.tmp`;
+}
+
+/** The process that wrote a temporary file, from its name; undefined for a name without one. */
+export function writerOf(tempName: string): number | undefined {
+  const pid = TEMP_FILE.exec(tempName)?.[2];
+  return pid === undefined ? undefined : Number(pid);
+}
 
 export function newId(): string {
   return randomBytes(16).toString('hex');
@@ -53,7 +69,7 @@ export function idOf(path: string): string {
  * read then catch the damage.
  */
 export async function writeAtomic(path: string, data: Buffer, temps: Set<string>): Promise<void> {
-  const temp = `${path}.tmp`;
+  const temp = tempPathOf(path);
   temps.add(temp);
   try {
     await withSubdir(path, () => writeFile(temp, data, { flag: 'wx' }));

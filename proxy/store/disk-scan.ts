@@ -1,8 +1,8 @@
 import { readFile as readFileCallback } from 'node:fs';
 import { access, mkdir, readdir, readFile as readText, stat, unlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
-import { CACHE_FILE, LOCK_FILE, MARKER_CONTENT, MARKER_FILE, PURGE_POSITION_FILE, SUBDIR, TEMP_FILE } from './disk-files.js';
+import { CACHE_FILE, LOCK_FILE, MARKER_CONTENT, MARKER_FILE, PURGE_POSITION_FILE, SUBDIR, TEMP_FILE, writerOf } from './disk-files.js';
 import { decodeMeta, type MetaRecord } from './disk-format.js';
 import { checkSharedLock, lockDirectory } from './disk-lock.js';
 
@@ -58,7 +58,7 @@ export async function scanDirectory(dir: string, host: ScanHost): Promise<void> 
         else bodies.set(match[1]!, itemPath);
       } else if (item.isFile() && TEMP_FILE.test(item.name)) {
         // Left by a write that a crash interrupted; never renamed, so never part of an entry.
-        if (!host.temps.has(itemPath) && (await leftOver(itemPath, host))) host.unlink(itemPath);
+        if (!host.temps.has(itemPath) && (await leftOver(itemPath, item.name, host))) host.unlink(itemPath);
       } else {
         skipForeign(itemPath, item.isDirectory(), host);
       }
@@ -77,7 +77,7 @@ export async function scanDirectory(dir: string, host: ScanHost): Promise<void> 
   // Bodies no metadata file names: a crash came between writing the body and its metadata.
   let orphans = 0;
   for (const [id, path] of bodies) {
-    if (host.isFresh(id) || !(await leftOver(path, host))) continue;
+    if (host.isFresh(id) || !(await leftOver(path, basename(path), host))) continue;
     host.unlink(path);
     orphans++;
   }
@@ -107,13 +107,31 @@ async function indexOne(path: string, metaId: string, bodies: ReadonlyMap<string
   if (record.entry.deleteAt <= host.clock() || host.adopt(record, metaId) === 'superseded') host.unlink(path);
 }
 
-/** Whether a temporary or unreferenced file is a crash's leftover rather than another worker's work in progress. */
-async function leftOver(path: string, host: ScanHost): Promise<boolean> {
+/**
+ * Whether a temporary or unreferenced file is a crash's leftover rather than
+ * another worker's work in progress: alone in the directory, every such file
+ * is; shared, one from before the workers started, or a temporary file whose
+ * writer (named in it) is another process no longer running, such as a
+ * worker killed mid-write that the primary has replaced.
+ */
+async function leftOver(path: string, name: string, host: ScanHost): Promise<boolean> {
   if (host.sharedSince === undefined) return true;
+  const writer = writerOf(name);
+  if (writer !== undefined && writer !== process.pid && !isRunning(writer)) return true;
   try {
     return (await stat(path)).mtimeMs < host.sharedSince;
   } catch {
     return false;
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it runs, as another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -3,7 +3,7 @@ import { rename, unlink } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import type { BodyOwner, FileBody } from '../cache/body.js';
 import type { BodyWriter } from './store.js';
-import { openForWriting, writeFully } from './disk-files.js';
+import { openForWriting, tempPathOf, writeFully } from './disk-files.js';
 
 /** What a body writer needs from the disk tier that made it. */
 export interface WriterHost {
@@ -37,7 +37,7 @@ export class DiskBodyWriter implements BodyWriter {
     this.#host = host;
     this.#id = id;
     this.#path = path;
-    this.#temp = `${path}.tmp`;
+    this.#temp = tempPathOf(path);
     this.#limit = limit;
     host.temps.add(this.#temp);
   }

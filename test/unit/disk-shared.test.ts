@@ -1,3 +1,4 @@
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -160,6 +161,37 @@ describe('a disk tier shared by workers', () => {
     expect(left).toContain(`${'a'.repeat(32)}.body.tmp`);
     expect(left).toContain(`${'b'.repeat(32)}.body`);
     await until(() => !readdirSync(join(dir, 'ac')).includes(`${'c'.repeat(32)}.body.tmp`), 'the leftover to go');
+  });
+
+  it('removes at boot a temporary file whose writer is a process no longer running, however recent, and keeps one whose writer runs', async () => {
+    const { dir, add } = await group(1, 1 << 20, Date.now() - 60_000);
+    // A process that has exited: a worker killed mid-write, as far as the directory can tell.
+    const exited = spawnSync(process.execPath, ['-e', '']).pid!;
+    const running = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    try {
+      const deadWriter = join(dir, 'ad', `${'d'.repeat(32)}.body.${exited}.tmp`);
+      const liveWriter = join(dir, 'ae', `${'e'.repeat(32)}.meta.${running.pid}.tmp`);
+      for (const path of [deadWriter, liveWriter]) {
+        mkdirSync(join(path, '..'), { recursive: true });
+        writeFileSync(path, 'half written');
+      }
+      const late = add();
+      await late.ready;
+      await until(() => !readdirSync(join(dir, 'ad')).includes(`${'d'.repeat(32)}.body.${exited}.tmp`), 'the dead writer\'s file to go');
+      expect(readdirSync(join(dir, 'ae'))).toEqual([`${'e'.repeat(32)}.meta.${running.pid}.tmp`]);
+    } finally {
+      running.kill();
+    }
+  });
+
+  it('writes temporary files under names that carry its process id', async () => {
+    const { dir, stores } = await group(1);
+    const writer = stores[0]!.createBodyWriter()!;
+    await writer.write(Buffer.from('partial body'));
+    const temps = readdirSync(dir).filter((sub) => /^[0-9a-f]{2}$/.test(sub)).flatMap((sub) => readdirSync(join(dir, sub))).filter((name) => name.endsWith('.tmp'));
+    expect(temps).toHaveLength(1);
+    expect(temps[0]).toMatch(new RegExp(`^[0-9a-f]{32}\\.body\\.${process.pid}\\.tmp$`));
+    writer.release();
   });
 
   it('refuses a directory whose lock does not name its primary', async () => {
