@@ -98,7 +98,8 @@ function startHeartbeat(path: string): void {
   heartbeats.set(path, timer);
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process with this id runs (on this host, in this PID namespace). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

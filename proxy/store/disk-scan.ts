@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { CACHE_FILE, LOCK_FILE, MARKER_CONTENT, MARKER_FILE, PURGE_POSITION_FILE, SUBDIR, TEMP_FILE, writerOf } from './disk-files.js';
 import { decodeMeta, type MetaRecord } from './disk-format.js';
-import { checkSharedLock, lockDirectory } from './disk-lock.js';
+import { checkSharedLock, isAlive, lockDirectory } from './disk-lock.js';
 
 export { unlockDirectory } from './disk-lock.js';
 
@@ -117,21 +117,11 @@ async function indexOne(path: string, metaId: string, bodies: ReadonlyMap<string
 async function leftOver(path: string, name: string, host: ScanHost): Promise<boolean> {
   if (host.sharedSince === undefined) return true;
   const writer = writerOf(name);
-  if (writer !== undefined && writer !== process.pid && !isRunning(writer)) return true;
+  if (writer !== undefined && writer !== process.pid && !isAlive(writer)) return true;
   try {
     return (await stat(path)).mtimeMs < host.sharedSince;
   } catch {
     return false;
-  }
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it runs, as another user.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
