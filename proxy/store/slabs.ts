@@ -127,7 +127,7 @@ export class SlabArena<T> {
     this.#totals.liveBytes -= body.length;
     if (this.#isFilling(slab)) return;
     if (slab.count <= 0) this.#retire(slab);
-    else if (this.#wasteful()) this.#retire(this.#sparsest()!);
+    else this.#compactIfWasteful();
   }
 
   /** Live slabs: how many, their bytes, and the bytes written and still held in them. Kept up to date as they change, for scrapes. */
@@ -191,7 +191,12 @@ export class SlabArena<T> {
     if (holders.length > 0) this.#options.relocate(holders);
     if (this.#retired.length > 0) return;
     // The moved bodies may have started a slab, whose unused bytes were not counted when the retired one was chosen.
-    const sparsest = this.#wasteful() ? this.#sparsest() : undefined;
+    this.#compactIfWasteful();
+  }
+
+  #compactIfWasteful(): void {
+    if (!this.#wasteful()) return;
+    const sparsest = this.#sparsest();
     if (sparsest !== undefined) this.#retire(sparsest);
   }
 }
