@@ -122,7 +122,8 @@ export class Flow {
 
     const directives = this.#config.cache.honorRequestCacheControl ? requestDirectives(request.headers) : EMPTY_DIRECTIVES;
     // The memory tier answers at once; awaiting only a promise spares every request a turn of the microtask queue.
-    const looked = this.#lookup(target.key);
+    // A Range or only-if-cached request never fills a miss (below): the store is told, so it takes no fill lock for it.
+    const looked = this.#lookup(target.key, request.headers['range'] === undefined && !directives.has('only-if-cached'));
     const variants = looked instanceof Promise ? await looked : looked;
     if (variants === 'store-failed') return this.#forward(request, target, { fwd: 'bypass', detail: 'store-error' }, 'pass', false);
     const now = this.#deps.clock();
@@ -146,14 +147,19 @@ export class Flow {
     return this.#fetchCoalesced(request, target, decision, directives, variants?.[0]);
   }
 
+  /** Whether a miss on `key` goes straight to the origin and stores nothing (hit-for-miss). */
+  passesThrough(key: string): boolean {
+    return this.#hitForMiss.has(key, this.#deps.clock());
+  }
+
   /** Stops accepting background work; the store and origin are closed by their owner. */
   get inFlight(): number {
     return this.#waiting.size;
   }
 
-  #lookup(key: string): MaybePromise<readonly Entry[] | undefined | 'store-failed'> {
+  #lookup(key: string, willFill = true): MaybePromise<readonly Entry[] | undefined | 'store-failed'> {
     try {
-      const found = this.#deps.store.get(key);
+      const found = this.#deps.store.get(key, willFill);
       return found instanceof Promise ? found.catch(this.#lookupFailed) : found;
     } catch (error) {
       return this.#lookupFailed(error);

@@ -94,6 +94,7 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
   const readiness: (() => ReadinessPart)[] = [];
   const admin = buildAdminServer({ origin, logger, parts: () => readiness.map((part) => part()) });
   shared?.store.watchPurges(proxy.flow.invalidations);
+  shared?.store.watchPassThrough((key) => proxy.flow.passesThrough(key));
   const purge = attachPurge({ config, index: tagIndex, store, invalidations: proxy.flow.invalidations, proxyApp: proxy.app, adminApp: admin, clock });
   const tiers = built.kind === 'tiered' ? [{ tier: 'memory', store: built.store.memory }, { tier: 'disk', store: built.store.disk }] : [{ tier: 'memory', store: built.store }];
   observability.attach({ admin, logger: proxy.app.log, tiers, store, storeTier: built.kind, clock, authorize: purge.allows, ...(options.worker && { scrape: options.worker.scrape }) });

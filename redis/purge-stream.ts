@@ -44,7 +44,9 @@ export interface PurgeStreamOptions {
   /**
    * Runs before each publish, and must succeed for it (the shared tier's
    * purge): another instance that reads the purge then finds Redis already
-   * purged. A failure queues the purge like a failed publish.
+   * purged. A failure queues the purge like a failed publish; a retry after
+   * it outlasted `commandTimeoutMs` waits for the run still under way (or,
+   * done, only publishes) rather than starting another.
    */
   readonly beforePublish?: (purge: RelayedPurge) => Promise<unknown>;
   /** Applies a purge from another instance (Purger.applyRelayed). */
@@ -85,6 +87,19 @@ export class PurgeStream implements PurgeRelay {
   #flushTimer: NodeJS.Timeout | undefined;
   #readLoop: Promise<void> | undefined;
   #outage: { since: number; errors: number } | undefined;
+  /**
+   * The step before publishing (beforePublish) of each purge not yet
+   * published, under way or done: a retry of a purge whose step outlasted
+   * the command timeout waits for that step instead of starting it again (a
+   * soft purge of everything scans the whole shared tier; scans piling up
+   * would never end), and one whose step is done only publishes. A purge
+   * leaves it once published, its step fails, or the queue folds (the one
+   * purge of everything that replaces the queue, always the same object,
+   * must run its step after everything it stands for).
+   */
+  readonly #prepared = new Map<RelayedPurge, Promise<unknown>>();
+  /** Publishes send() started directly (nothing queued): close() waits for them as for the queue. */
+  readonly #sending = new Set<Promise<void>>();
 
   constructor(options: PurgeStreamOptions) {
     this.#options = options;
@@ -131,6 +146,16 @@ export class PurgeStream implements PurgeRelay {
       this.#enqueue(purge);
       return;
     }
+    const sending = this.#sendNow(purge);
+    this.#sending.add(sending);
+    try {
+      await sending;
+    } finally {
+      this.#sending.delete(sending);
+    }
+  }
+
+  async #sendNow(purge: RelayedPurge): Promise<void> {
     try {
       await this.#publish(purge);
     } catch (error) {
@@ -140,8 +165,9 @@ export class PurgeStream implements PurgeRelay {
   }
 
   /**
-   * Stops reading, publishes what is still queued, and disconnects. Queued
-   * purges were accepted here and answered: the other instances miss them
+   * Stops reading, publishes what is still queued (and lets a publish
+   * send() started finish), and disconnects. These purges were accepted
+   * here and answered: the other instances miss them
    * unless they are published now, so for up to `flushTimeoutMs` (the rest
    * of the drain, proxy/main.ts) this waits for a Redis that is away to
    * come back and retries a publish that fails. Past it, what is left is
@@ -153,10 +179,16 @@ export class PurgeStream implements PurgeRelay {
     this.#stop.abort();
     clearTimeout(this.#flushTimer);
     for (const done of this.#caughtUpWaiters) done();
+    const started = Date.now();
+    // A purge being published straight from send() was answered too: it either lands or joins the queue flushed below.
+    if (this.#sending.size > 0) {
+      const waited = new AbortController();
+      await Promise.race([Promise.allSettled([...this.#sending]), sleep(flushTimeoutMs, undefined, { ref: false, signal: waited.signal }).catch(() => undefined)]);
+      waited.abort();
+    }
     const queued = this.#outbox.size;
     if (queued > 0) {
-      const started = Date.now();
-      await this.#flushWithin(flushTimeoutMs);
+      await this.#flushWithin(Math.max(0, flushTimeoutMs - (Date.now() - started)));
       const details = { queued: this.#outbox.size, published: Math.max(0, queued - this.#outbox.size), waitedMs: Date.now() - started };
       if (this.#outbox.size > 0) this.#options.log.warn(details, 'redis: purges not published before shutdown; other instances will not see them');
       else this.#options.log.info(details, 'redis: queued purges published before shutdown');
@@ -191,7 +223,7 @@ export class PurgeStream implements PurgeRelay {
 
   async #publish(purge: RelayedPurge): Promise<void> {
     const { client, retention, commandTimeoutMs, instanceId, beforePublish } = this.#options;
-    if (beforePublish !== undefined) await withTimeout(beforePublish(purge), commandTimeoutMs);
+    if (beforePublish !== undefined) await withTimeout(this.#prepare(purge, beforePublish), commandTimeoutMs);
     const added = client.xAdd(this.#streamKey, '*', encodePurge(instanceId, purge), {
       TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: retention },
     });
@@ -199,11 +231,26 @@ export class PurgeStream implements PurgeRelay {
     // only to commands still queued), so a hung Redis is timed out here. The XADD may still land
     // later; the queued copy then purges twice, which is harmless.
     await withTimeout(added, commandTimeoutMs);
+    this.#prepared.delete(purge);
     publishRedisEvent({ kind: 'published' });
+  }
+
+  /** beforePublish(purge), or its run for this purge that is under way or done (a retry after a timeout). */
+  #prepare(purge: RelayedPurge, beforePublish: (purge: RelayedPurge) => Promise<unknown>): Promise<unknown> {
+    const known = this.#prepared.get(purge);
+    if (known !== undefined) return known;
+    const started = beforePublish(purge);
+    this.#prepared.set(purge, started);
+    // A failed step runs again at the next attempt.
+    started.catch(() => {
+      if (this.#prepared.get(purge) === started) this.#prepared.delete(purge);
+    });
+    return started;
   }
 
   #enqueue(purge: RelayedPurge): void {
     if (this.#outbox.push(purge) === 'folded') {
+      this.#prepared.clear();
       publishRedisEvent({ kind: 'folded' });
       this.#options.log.warn({ queueSize: this.#options.queueSize }, 'redis: purge queue full; queued purges folded into one purge of everything');
     }

@@ -50,6 +50,7 @@ export class SharedBackedStore implements Store {
   readonly #options: SharedBackedOptions;
   readonly #reading = new Map<string, Promise<readonly Entry[] | undefined>>();
   #stamps: PurgeStamps | undefined;
+  #passesThrough: ((key: string) => boolean) | undefined;
   /** Fill locks this instance holds: key -> token. */
   readonly #held = new Map<string, string>();
   readonly #noWait = new LRUCache<string, true>({ max: 10_000, ttl: NO_WAIT_MS });
@@ -64,10 +65,19 @@ export class SharedBackedStore implements Store {
     this.#stamps = stamps;
   }
 
-  get(key: string): readonly Entry[] | undefined | Promise<readonly Entry[] | undefined> {
+  /**
+   * Which keys the flow sends straight to the origin on a miss, storing
+   * nothing (hit-for-miss), once the flow exists (main.ts): a miss on one
+   * takes no fill lock, as no fill follows to release it.
+   */
+  watchPassThrough(passesThrough: (key: string) => boolean): void {
+    this.#passesThrough = passesThrough;
+  }
+
+  get(key: string, willFill?: boolean): readonly Entry[] | undefined | Promise<readonly Entry[] | undefined> {
     const held = this.local.get(key);
-    if (held instanceof Promise) return held.then((found) => found ?? this.#fromShared(key));
-    return held ?? this.#fromShared(key);
+    if (held instanceof Promise) return held.then((found) => found ?? this.#fromShared(key, willFill));
+    return held ?? this.#fromShared(key, willFill);
   }
 
   async set(entry: Entry): Promise<void> {
@@ -140,10 +150,17 @@ export class SharedBackedStore implements Store {
     this.#options.shared.purge({ keys: [key], tags: [], everything: false }).catch((error: unknown) => this.#options.onError(error, 'shared delete'));
   }
 
-  /** One Redis lookup per key at a time; concurrent requests for the key share it. */
-  #fromShared(key: string): Promise<readonly Entry[] | undefined> | undefined {
+  /**
+   * One Redis lookup per key at a time; concurrent requests for the key
+   * share it. A request that will not fill a miss joins one under way, or
+   * only looks: it takes no fill lock (nothing would release it until it
+   * lapsed, holding the other instances that long) and waits on none.
+   */
+  #fromShared(key: string, willFill: boolean | undefined): Promise<readonly Entry[] | undefined> | undefined {
     if (!this.#options.shared.ready) return undefined;
     let reading = this.#reading.get(key);
+    // Not shared: a request for the key that will fill may come meanwhile, and must be the one to lock.
+    if (reading === undefined && willFill === false) return this.#lookup(key);
     if (reading === undefined) {
       reading = this.#read(key).finally(() => this.#reading.delete(key));
       this.#reading.set(key, reading);
@@ -155,6 +172,8 @@ export class SharedBackedStore implements Store {
     const found = await this.#lookup(key);
     // Holding the key's lock means this instance is filling it (or may): its own requests coalesce in the flow, they never wait on it.
     if (found !== undefined || !(this.#options.lockTtlMs! > 0) || this.#noWait.has(key) || this.#held.has(key)) return found;
+    // Every request for a hit-for-miss key goes to the origin and stores nothing: no fill would release a lock.
+    if (this.#passesThrough?.(key) === true) return found;
     return this.#fillOrWait(key);
   }
 

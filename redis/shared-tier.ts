@@ -27,7 +27,9 @@ import type { RedisClient } from './connection.js';
  * A soft purge sets the same marks but removes nothing: each entry it names
  * is read, marked stale here as the local tiers mark theirs (purge/soft.ts),
  * and put back only if it is still the copy that was read, so a newer copy
- * stored meanwhile by another instance is never overwritten.
+ * stored meanwhile by another instance is never overwritten. A copy whose
+ * fetch began after the purge (by the rule a write is let in by) is newer
+ * than what was purged and is not marked at all.
  */
 
 export interface SharedTierOptions {
@@ -287,6 +289,8 @@ export class SharedTier {
       // The head decodes (and is checked field by field) as an entry with an empty body; what does not is never served (read() skips it), so there is nothing to mark.
       const entry = decodeEntry(head);
       if (entry === undefined || (tags !== undefined && !entry.tags.some((tag) => tags.has(tag)))) continue;
+      // Fetched after the purge (stored while its scan went on): newer than what was purged. The rule WRITE lets it in by, skew and all.
+      if (entry.requestTime - this.#skewMs > now) continue;
       const stale = softPurged(entry, now);
       if (stale === entry) continue;
       // Nothing left to serve (no grace, no validators): the variant goes, as the local tiers drop it at their next lookup.

@@ -26,8 +26,14 @@ export interface StoreListener {
  * pay for a promise; callers must accept either.
  */
 export interface Store {
-  /** The live variants stored under a key, newest first, or undefined. */
-  get(key: string): MaybePromise<readonly Entry[] | undefined>;
+  /**
+   * The live variants stored under a key, newest first, or undefined.
+   * `willFill` false: the request looking will not fetch and store the key
+   * on a miss (a Range or only-if-cached request); a tier that lets other
+   * instances wait on its misses (the shared tier's fill lock) takes no lock
+   * for it. Absent: it may.
+   */
+  get(key: string, willFill?: boolean): MaybePromise<readonly Entry[] | undefined>;
   /** Stores an entry, replacing the variant with the same `variant` value under its key. */
   set(entry: Entry): MaybePromise<void>;
   /** Removes every variant under a key; answers how many were removed. */

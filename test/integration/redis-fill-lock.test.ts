@@ -184,6 +184,31 @@ describe('cross-instance coalescing', () => {
     }, 40_000);
   }
 
+  for (const [request, headers, status] of [
+    ['a Range request (passed through on a miss)', { range: 'bytes=0-1' }, 200],
+    ['an only-if-cached request', { 'cache-control': 'only-if-cached' }, 504],
+    ['a request for a hit-for-miss key (passed through)', {}, 200],
+  ] as const) {
+    it(`${request} takes no fill lock, so no other instance waits for a fill that will not come`, async () => {
+      const redis = await fleet.redis();
+      const raw = await rawClient(redis);
+      const path = `/no-fill-${Object.keys(headers)[0] ?? 'hit-for-miss'}`;
+      const [a, b] = await Promise.all(['a', 'b'].map((id) => fleet.start(configFor(redis, id, 120_000))));
+      if (Object.keys(headers).length === 0) {
+        // A first answer that may not be stored marks the key hit-for-miss on A (its fill released its lock).
+        holdNext(path, 'no-store')();
+        expect((await get(a!.proxyUrl, path)).status).toBe(200);
+        await until(async () => (await raw.pTTL(`lacquer:shared:lock:shop.example${path}`)) === -2, 'the first fill releasing its lock');
+      }
+      const answer = await fetchText(a!.proxyUrl + path, { headers: { host: 'shop.example', ...headers } });
+      expect(answer.status).toBe(status);
+      expect(await raw.pTTL(`lacquer:shared:lock:shop.example${path}`)).toBe(-2);
+      // A lock left behind would hold B for two minutes.
+      const waited = await Promise.race([get(b!.proxyUrl, path), sleep(20_000).then(() => 'still waiting after 20 s')]);
+      expect(typeof waited === 'string' ? waited : waited.body).toMatch(new RegExp(`^${path}#\\d+$`));
+    }, 40_000);
+  }
+
   it('a lock left by a process that died is waited on no longer than the lock has left to live, however long lockTtl is', async () => {
     const redis = await fleet.redis();
     const raw = await rawClient(redis);

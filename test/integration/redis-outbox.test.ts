@@ -79,3 +79,103 @@ describe('the purge outbox when Redis returns', () => {
     expect(await published()).toHaveLength(3);
   }, 30_000);
 });
+
+/** A stream on a fresh Redis whose step before each publish is `beforePublish`; `published` reads the stream back. */
+async function streamWith(beforePublish: (purge: RelayedPurge) => Promise<unknown>, commandTimeoutMs: number, log: { warn: () => void } = { warn: () => undefined }) {
+  redis = await startRedis();
+  const server = redis;
+  const client: RedisClient = createClient({ url: server.url, disableOfflineQueue: true }) as unknown as RedisClient;
+  const reader: RedisClient = createClient({ url: server.url, disableOfflineQueue: true }) as unknown as RedisClient;
+  stream = new PurgeStream({
+    client,
+    reader,
+    keyPrefix: 'lq:',
+    instanceId: 'a',
+    retention: 1000,
+    queueSize: 100,
+    commandTimeoutMs,
+    beforePublish,
+    apply: async () => undefined,
+    log: { info: () => undefined, warn: log.warn },
+  });
+  stream.start();
+  await stream.caughtUp(5000);
+  const published = async () => {
+    const check = createClient({ url: server.url });
+    await check.connect();
+    const entries = await check.xRange('lq:purges', '-', '+');
+    await check.destroy();
+    return (entries ?? []).map((entry) => JSON.parse(entry.message['purge']!).spec as { urls: string[] });
+  };
+  return { stream, published };
+}
+
+/** A promise settled from outside. */
+function deferred(): { promise: Promise<void>; resolve: () => void; reject: (error: Error) => void } {
+  let resolve!: () => void;
+  let reject!: (error: Error) => void;
+  const promise = new Promise<void>((ok, fail) => ((resolve = ok), (reject = fail)));
+  return { promise, resolve, reject };
+}
+
+describe('the step before a publish (the shared tier’s purge)', () => {
+  it('outlasting the command timeout, it runs once per purge: retries wait for it, and the purge is published once it is done', async () => {
+    const steps: ReturnType<typeof deferred>[] = [];
+    let stepsWhenLetGo = 0;
+    let failures = 0;
+    const { stream, published } = await streamWith(
+      () => {
+        // The first purge's step is held until the test lets it go; the next one's answers at once.
+        steps.push(deferred());
+        if (steps.length > 1) steps.at(-1)!.resolve();
+        return steps.at(-1)!.promise;
+      },
+      50,
+      {
+        warn: () => {
+          // Each attempt that timed out logs a failure. After five, the step ends between two attempts:
+          // the next one finds it done and only publishes.
+          if (++failures === 5) {
+            stepsWhenLetGo = steps.length;
+            steps[0]!.resolve();
+          }
+        },
+      },
+    );
+    await stream.send(purgeOf('http://h/slow'));
+    await stream.send(purgeOf('http://h/next'));
+    expect(stream.status().queued).toBe(2);
+    await expect.poll(async () => (await published()).map((spec) => spec.urls[0]), { timeout: 10_000 }).toEqual(['http://h/slow', 'http://h/next']);
+    expect(failures).toBeGreaterThanOrEqual(5);
+    // Five attempts, one step; then one more for the purge behind it.
+    expect(stepsWhenLetGo).toBe(1);
+    expect(steps).toHaveLength(2);
+  }, 30_000);
+
+  it('a step that failed runs again at the next retry', async () => {
+    let calls = 0;
+    const { stream, published } = await streamWith(async () => {
+      if (++calls === 1) throw new Error('the shared tier did not answer');
+    }, 2000);
+    await stream.send(purgeOf('http://h/1'));
+    await expect.poll(async () => (await published()).length, { timeout: 10_000 }).toBe(1);
+    expect(calls).toBe(2);
+  }, 30_000);
+
+  it('close() waits for a purge send() is publishing at that moment, and it reaches the stream', async () => {
+    const step = deferred();
+    let stepStarted!: () => void;
+    const started = new Promise<void>((resolve) => (stepStarted = resolve));
+    const { stream, published } = await streamWith(() => {
+      stepStarted();
+      return step.promise;
+    }, 5000);
+    const sending = stream.send(purgeOf('http://h/in-flight'));
+    await started;
+    const closing = stream.close(5000);
+    step.resolve();
+    await closing;
+    await sending;
+    expect((await published()).map((spec) => spec.urls[0])).toEqual(['http://h/in-flight']);
+  }, 30_000);
+});

@@ -182,6 +182,35 @@ describe('the shared tier, soft', () => {
     }
   });
 
+  it('leaves fresh a copy whose fetch began after the purge, found by key, by tag or by a scan, as a write after it is let in', async () => {
+    const redis = await fleet.redis();
+    const { tier, close } = await tierOn(redis);
+    const client = createClient({ url: redis.url }) as unknown as RedisClient;
+    client.on('error', () => undefined);
+    await client.connect();
+    // The default allowance for clock skew between hosts (1 s): a copy whose fetch began up to that long after the purge counts as older.
+    const purging = new SharedTier({ client, keyPrefix: 'soft:' });
+    try {
+      const at = now + 10;
+      // Each kind of purge in turn (everything last: its mark refuses every later write), on keys and tags of its own.
+      for (const [kind, purge] of [
+        ['k', (keys: string[]) => ({ keys, tags: [], everything: false, soft: { now: at } })],
+        ['t', () => ({ keys: [], tags: ['t'], everything: false, soft: { now: at } })],
+        ['s', () => ({ keys: [], tags: [], everything: true, soft: { now: at } })],
+      ] as const) {
+        const copy = (name: string, fetchedAt: number) => graced({ key: `h.example/${kind}/${name}`, tags: [kind], body: Buffer.from(name), storedAt: fetchedAt, requestTime: fetchedAt });
+        const copies = [copy('before', at - 5000), copy('within-skew', at + 500), copy('after', at + 1500)];
+        for (const entry of copies) expect(await tier.write(entry, at - 10_000)).toBe(true);
+        await purging.purge(purge(copies.map((entry) => entry.key)));
+        const fresh = async (name: string) => (await tier.read(`h.example/${kind}/${name}`))[0]!.freshUntil > at;
+        expect([kind, await fresh('before'), await fresh('within-skew'), await fresh('after')]).toEqual([kind, false, false, true]);
+      }
+    } finally {
+      close();
+      client.destroy();
+    }
+  });
+
   it('never overwrites a copy stored while the soft purge was reading the old one', async () => {
     const redis = await fleet.redis();
     const fresh = graced({ key: 'h.example/race', tags: ['news'], body: Buffer.from('new'), storedAt: now + 5 });
