@@ -21,6 +21,12 @@ afterEach(async () => {
 
 const purgeOf = (url: string): RelayedPurge => ({ spec: { urls: [url], tags: [], prefixes: [], all: false, mode: 'hard' } });
 
+/** A publishing client and a reading one on `server`, as the stream takes them. */
+function clientsOf(server: TestRedis): { client: RedisClient; reader: RedisClient } {
+  const open = () => createClient({ url: server.url, disableOfflineQueue: true }) as unknown as RedisClient;
+  return { client: open(), reader: open() };
+}
+
 /**
  * A stream whose three purges were queued while Redis was down; Redis is
  * back and the flush is publishing the first (held `publishMs` in the step
@@ -29,8 +35,7 @@ const purgeOf = (url: string): RelayedPurge => ({ spec: { urls: [url], tags: [],
 async function flushUnderWay(queueSize: number, publishMs: number): Promise<{ stream: PurgeStream; published: () => Promise<unknown[]> }> {
   redis = await startRedis();
   const server = redis;
-  const client: RedisClient = createClient({ url: server.url, disableOfflineQueue: true }) as unknown as RedisClient;
-  const reader: RedisClient = createClient({ url: server.url, disableOfflineQueue: true }) as unknown as RedisClient;
+  const { client, reader } = clientsOf(server);
   let publishing: (() => void) | undefined;
   stream = new PurgeStream({
     client,
@@ -84,8 +89,7 @@ describe('the purge outbox when Redis returns', () => {
 async function streamWith(beforePublish: (purge: RelayedPurge) => Promise<unknown>, commandTimeoutMs: number, log: { warn: () => void } = { warn: () => undefined }) {
   redis = await startRedis();
   const server = redis;
-  const client: RedisClient = createClient({ url: server.url, disableOfflineQueue: true }) as unknown as RedisClient;
-  const reader: RedisClient = createClient({ url: server.url, disableOfflineQueue: true }) as unknown as RedisClient;
+  const { client, reader } = clientsOf(server);
   stream = new PurgeStream({
     client,
     reader,
