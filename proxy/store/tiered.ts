@@ -134,7 +134,8 @@ export class TieredStore implements StreamingStore {
   /** Reads a disk entry's body into memory in the background, when it fits the memory tier's object limit. */
   #promote(entry: Entry): Entry {
     const body = entry.body;
-    if (!isFileBody(body) || body.length > this.#memoryObjectLimit) return entry;
+    // As in set(): an entry memory would refuse (charged more than the tier holds) is not read in, nor copied into a slab.
+    if (!isFileBody(body) || body.length > this.#memoryObjectLimit || entry.size > this.memory.maxSize) return entry;
     const id = `${entry.key}\n${entry.variant}`;
     if (this.#promoting.has(id)) return entry;
     this.#promoting.add(id);

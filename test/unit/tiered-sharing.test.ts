@@ -81,6 +81,16 @@ describe('tiered store: one entry object per variant held in both tiers', () => 
     await store.close();
   });
 
+  it('reads back into memory no entry the memory tier would refuse', async () => {
+    const store = tiered();
+    await store.set(testEntry('big-charge', { size: 5000 }));
+    expect(store.get('big-charge')).toHaveLength(1);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(store.memory.peek('big-charge')).toBeUndefined();
+    expect(store.memory.slabStats()).toMatchObject({ slabs: 0, usedBytes: 0 });
+    await store.close();
+  });
+
   it('writes no second body file for a variant stored again with the same bytes in another buffer', async () => {
     const dir = join(root, String(dirs++));
     const store = new TieredStore({ memory: { maxSize: 1 << 20, maxObjectSize: 1 << 20 }, disk: { dir, maxSize: 1 << 20, maxObjectSize: 1 << 20 }, maxVariants: 4, clock: () => 1_000_000 });
