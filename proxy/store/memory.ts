@@ -16,8 +16,8 @@ export interface MemoryStoreOptions {
   onMove?: (from: Entry, to: Entry) => void;
 }
 
-/** Share of the slabs' bytes left unused (by evicted bodies) before the sparsest slab's bodies are moved (see slabs.ts). */
-const MAX_SLAB_WASTE = 0.2;
+/** Share of the slabs' bytes left unused (by evicted bodies) before the sparsest slab's bodies are moved (see slabs.ts); moves are rare under LRU eviction, so the bound is kept tight. */
+const MAX_SLAB_WASTE = 0.1;
 
 /**
  * The memory tier: an LRU over keys, bounded in bytes. Each key holds its

@@ -50,9 +50,9 @@ const MAX_PLACED_BYTES = 64 * 1024;
 /** Holders moved per turn of the event loop. */
 const MOVE_BATCH = 1024;
 
-/** Slab sizes for a tier of `maxSize` bytes: a sixteenth of it, within 64 KiB to 4 MiB; bodies up to 64 KiB, and at most an eighth of a slab, are placed. */
+/** Slab sizes for a tier of `maxSize` bytes: a sixty-fourth of it, within 64 KiB to 4 MiB (so the slabs being filled are a small share of a small tier); bodies up to 64 KiB, and at most an eighth of a slab, are placed. */
 export function slabSizesFor(maxSize: number): { slabBytes: number; maxPlacedBytes: number } {
-  const slabBytes = Math.min(MAX_SLAB_BYTES, Math.max(MIN_SLAB_BYTES, Math.floor(maxSize / 16)));
+  const slabBytes = Math.min(MAX_SLAB_BYTES, Math.max(MIN_SLAB_BYTES, Math.floor(maxSize / 64)));
   return { slabBytes, maxPlacedBytes: Math.min(MAX_PLACED_BYTES, Math.floor(slabBytes / 8)) };
 }
 

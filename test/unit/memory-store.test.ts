@@ -104,7 +104,7 @@ describe('memory tier body ownership', () => {
     const before = new Map([0, 16, 32, 48, 64, 80, 96, 112].map((i) => [`k${i}`, slabOf(`k${i}`)]));
     memory.get('k16'); // k16 becomes the most recently used
     const order = [...memory.keys()];
-    // The first eight slabs keep one body each: 480 KiB unused, past a fifth of the slabs' bytes and two slabs more.
+    // The first eight slabs keep one body each: 480 KiB unused, past a tenth of the slabs' bytes and two slabs more.
     const gone = new Set<string>();
     for (let i = 0; i < 128; i++) if (i % 16 !== 0) gone.add(`k${i}`);
     for (const key of gone) memory.delete(key);
@@ -119,8 +119,8 @@ describe('memory tier body ownership', () => {
     expect(memory.stats().entries).toBe(40);
     const slabs = memory.slabStats();
     expect(slabs.liveBytes).toBe(40 * 4_096);
-    // Unused: at most a fifth of the slabs' bytes, and two slabs more.
-    expect(slabs.bytes - slabs.liveBytes).toBeLessThanOrEqual(0.2 * slabs.bytes + 2 * 64 * 1024);
+    // Unused: at most a tenth of the slabs' bytes, and two slabs more.
+    expect(slabs.bytes - slabs.liveBytes).toBeLessThanOrEqual(0.1 * slabs.bytes + 2 * 64 * 1024);
   });
 
   it('keeps counting a body when a freshened entry with the same bytes replaces the slab\'s last holder', () => {

@@ -32,9 +32,11 @@ function arena() {
 }
 
 describe('slab arena', () => {
-  it('sizes slabs as a sixteenth of the tier, within 64 KiB to 4 MiB, placing bodies up to 64 KiB and an eighth of a slab', () => {
+  it('sizes slabs as a sixty-fourth of the tier, within 64 KiB to 4 MiB, placing bodies up to 64 KiB and an eighth of a slab', () => {
+    expect(slabSizesFor(1024 * 2 ** 20)).toEqual({ slabBytes: 4 * 2 ** 20, maxPlacedBytes: 64 * 1024 });
     expect(slabSizesFor(256 * 2 ** 20)).toEqual({ slabBytes: 4 * 2 ** 20, maxPlacedBytes: 64 * 1024 });
-    expect(slabSizesFor(4 * 2 ** 20)).toEqual({ slabBytes: 256 * 1024, maxPlacedBytes: 32 * 1024 });
+    expect(slabSizesFor(64 * 2 ** 20)).toEqual({ slabBytes: 2 ** 20, maxPlacedBytes: 64 * 1024 });
+    expect(slabSizesFor(16 * 2 ** 20)).toEqual({ slabBytes: 256 * 1024, maxPlacedBytes: 32 * 1024 });
     expect(slabSizesFor(1000)).toEqual({ slabBytes: 64 * 1024, maxPlacedBytes: 8 * 1024 });
   });
 
