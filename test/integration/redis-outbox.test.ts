@@ -21,10 +21,19 @@ afterEach(async () => {
 
 const purgeOf = (url: string): RelayedPurge => ({ spec: { urls: [url], tags: [], prefixes: [], all: false, mode: 'hard' } });
 
-/** A publishing client and a reading one on `server`, as the stream takes them. */
-function clientsOf(server: TestRedis): { client: RedisClient; reader: RedisClient } {
+/** A stream on `server` with its two clients, instance `a`, no purges applied and nothing logged unless `warn` is given. */
+function streamOn(server: TestRedis, options: { queueSize: number; commandTimeoutMs: number; beforePublish: (purge: RelayedPurge) => Promise<unknown>; warn?: () => void }): PurgeStream {
   const open = () => createClient({ url: server.url, disableOfflineQueue: true }) as unknown as RedisClient;
-  return { client: open(), reader: open() };
+  return new PurgeStream({
+    client: open(),
+    reader: open(),
+    keyPrefix: 'lq:',
+    instanceId: 'a',
+    retention: 1000,
+    ...options,
+    apply: async () => undefined,
+    log: { info: () => undefined, warn: options.warn ?? (() => undefined) },
+  });
 }
 
 /**
@@ -35,14 +44,8 @@ function clientsOf(server: TestRedis): { client: RedisClient; reader: RedisClien
 async function flushUnderWay(queueSize: number, publishMs: number): Promise<{ stream: PurgeStream; published: () => Promise<unknown[]> }> {
   redis = await startRedis();
   const server = redis;
-  const { client, reader } = clientsOf(server);
   let publishing: (() => void) | undefined;
-  stream = new PurgeStream({
-    client,
-    reader,
-    keyPrefix: 'lq:',
-    instanceId: 'a',
-    retention: 1000,
+  stream = streamOn(server, {
     queueSize,
     commandTimeoutMs: 2000,
     beforePublish: () =>
@@ -50,8 +53,6 @@ async function flushUnderWay(queueSize: number, publishMs: number): Promise<{ st
         publishing?.();
         setTimeout(resolve, publishMs);
       }),
-    apply: async () => undefined,
-    log: { info: () => undefined, warn: () => undefined },
   });
   stream.start();
   await stream.caughtUp(5000);
@@ -89,19 +90,7 @@ describe('the purge outbox when Redis returns', () => {
 async function streamWith(beforePublish: (purge: RelayedPurge) => Promise<unknown>, commandTimeoutMs: number, log: { warn: () => void } = { warn: () => undefined }) {
   redis = await startRedis();
   const server = redis;
-  const { client, reader } = clientsOf(server);
-  stream = new PurgeStream({
-    client,
-    reader,
-    keyPrefix: 'lq:',
-    instanceId: 'a',
-    retention: 1000,
-    queueSize: 100,
-    commandTimeoutMs,
-    beforePublish,
-    apply: async () => undefined,
-    log: { info: () => undefined, warn: log.warn },
-  });
+  stream = streamOn(server, { queueSize: 100, commandTimeoutMs, beforePublish, warn: log.warn });
   stream.start();
   await stream.caughtUp(5000);
   const published = async () => {

@@ -70,14 +70,18 @@ describe('disk tier files', () => {
     expect(id(metas[0]!)).not.toBe(id(body!));
   });
 
-  it('keeps a key that went from two variants to one in its place in the LRU order, and answers its variant', async () => {
-    const dir = join(root, String(dirs++));
+  /** A disk tier with room for three 612-byte test entries, holding a (variants v1 and v2, stored first) and b. */
+  async function twoVariantsAndB(): Promise<{ disk: DiskStore; events: string[] }> {
     const events: string[] = [];
-    // Room for three 612-byte test entries.
-    const disk = openDisk(dir, events, [], 2000);
+    const disk = openDisk(join(root, String(dirs++)), events, [], 2000);
     await disk.set(testEntry('a', { variant: 'v1' }));
     await disk.set(testEntry('a', { variant: 'v2' }));
     await disk.set(testEntry('b'));
+    return { disk, events };
+  }
+
+  it('keeps a key that went from two variants to one in its place in the LRU order, and answers its variant', async () => {
+    const { disk, events } = await twoVariantsAndB();
     disk.deleteVariant(testEntry('a', { variant: 'v2' }));
     expect(disk.variantCount('a')).toBe(1);
     expect(disk.get('a')!.map((entry) => entry.variant)).toEqual(['v1']);
@@ -92,12 +96,7 @@ describe('disk tier files', () => {
   });
 
   it('tells a memory hit whether it holds every variant of the key, and marks the key used only then', async () => {
-    const dir = join(root, String(dirs++));
-    const events: string[] = [];
-    const disk = openDisk(dir, events, [], 2000);
-    await disk.set(testEntry('a', { variant: 'v1' }));
-    await disk.set(testEntry('a', { variant: 'v2' }));
-    await disk.set(testEntry('b'));
+    const { disk, events } = await twoVariantsAndB();
     expect(disk.touchIfHolding('a', 1)).toBe(false);
     expect(disk.touchIfHolding('nowhere', 0)).toBe(false);
     expect(disk.touchIfHolding('a', 2)).toBe(true);
