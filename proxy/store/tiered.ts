@@ -82,7 +82,7 @@ export class TieredStore implements StreamingStore {
   async set(given: Entry): Promise<void> {
     // The bytes as the memory tier keeps them (a slab copy); the disk tier must know the same buffer, so a later set() of it is metadata only.
     // Only a body memory may keep is copied: a copy nothing will hold would leave dead bytes in a slab.
-    const forMemory = Buffer.isBuffer(given.body) && given.body.length <= this.#memoryObjectLimit && given.size <= this.memory.maxSize;
+    const forMemory = Buffer.isBuffer(given.body) && this.#fitsMemory(given);
     const entry = forMemory ? withBody(given, this.memory.own(given.body as Buffer)) : given;
     const indexed = await this.disk.store(entry, forMemory);
     // Another write or a delete may have come first while the disk was written.
@@ -131,11 +131,15 @@ export class TieredStore implements StreamingStore {
     if (this.memory.peek(entry.key)?.includes(entry) !== true) this.disk.unshare(entry);
   }
 
+  /** Whether the memory tier would keep this entry: its body within the object limit, its charge within the tier. Nothing else is copied into a slab. */
+  #fitsMemory(entry: Entry): boolean {
+    return entry.body.length <= this.#memoryObjectLimit && entry.size <= this.memory.maxSize;
+  }
+
   /** Reads a disk entry's body into memory in the background, when it fits the memory tier's object limit. */
   #promote(entry: Entry): Entry {
     const body = entry.body;
-    // As in set(): an entry memory would refuse (charged more than the tier holds) is not read in, nor copied into a slab.
-    if (!isFileBody(body) || body.length > this.#memoryObjectLimit || entry.size > this.memory.maxSize) return entry;
+    if (!isFileBody(body) || !this.#fitsMemory(entry)) return entry;
     const id = `${entry.key}\n${entry.variant}`;
     if (this.#promoting.has(id)) return entry;
     this.#promoting.add(id);
