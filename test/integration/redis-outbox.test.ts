@@ -38,21 +38,25 @@ function streamOn(server: TestRedis, options: { queueSize: number; commandTimeou
 
 /**
  * A stream whose three purges were queued while Redis was down; Redis is
- * back and the flush is publishing the first (held `publishMs` in the step
- * before each publish, as a shared-tier purge can be).
+ * back and the flush is publishing the first, whose step before the
+ * publish (as a shared-tier purge has) waits for `release` and then takes
+ * `publishMs`, as every later step does. Held, the first stays at the head
+ * of the queue however slowly the test runs.
  */
-async function flushUnderWay(queueSize: number, publishMs: number): Promise<{ stream: PurgeStream; published: () => Promise<unknown[]> }> {
+async function flushUnderWay(queueSize: number, publishMs: number): Promise<{ stream: PurgeStream; published: () => Promise<unknown[]>; release: () => void }> {
   redis = await startRedis();
   const server = redis;
   let publishing: (() => void) | undefined;
+  let release = (): void => undefined;
+  const held = new Promise<void>((resolve) => (release = resolve));
   stream = streamOn(server, {
     queueSize,
     commandTimeoutMs: 2000,
-    beforePublish: () =>
-      new Promise<void>((resolve) => {
-        publishing?.();
-        setTimeout(resolve, publishMs);
-      }),
+    beforePublish: async () => {
+      publishing?.();
+      await held;
+      await new Promise((resolve) => setTimeout(resolve, publishMs));
+    },
   });
   stream.start();
   await stream.caughtUp(5000);
@@ -69,18 +73,20 @@ async function flushUnderWay(queueSize: number, publishMs: number): Promise<{ st
     await check.destroy();
     return (entries ?? []).map((entry) => JSON.parse(entry.message['purge']!).spec);
   };
-  return { stream, published };
+  return { stream, published, release };
 }
 
 describe('the purge outbox when Redis returns', () => {
   it('publishes the purge of everything a full queue folded into while its head was being published', async () => {
-    const { stream, published } = await flushUnderWay(3, 300);
+    const { stream, published, release } = await flushUnderWay(3, 300);
     await stream.send(purgeOf('http://h/4'));
+    release();
     await expect.poll(async () => (await published()).some((spec) => (spec as { all: boolean }).all), { timeout: 10_000 }).toBe(true);
   }, 30_000);
 
   it('at shutdown, publishes everything queued within its budget even though a flush was already running', async () => {
-    const { stream, published } = await flushUnderWay(100, 50);
+    const { stream, published, release } = await flushUnderWay(100, 50);
+    release();
     await stream.close(3000);
     expect(await published()).toHaveLength(3);
   }, 30_000);
