@@ -60,10 +60,12 @@ async function flushUnderWay(queueSize: number, publishMs: number): Promise<{ st
   });
   stream.start();
   await stream.caughtUp(5000);
+  // Set before Redis goes: the client may not know it is gone when the first purge is sent, and that attempt's step,
+  // held, is the one every later attempt waits for.
+  const started = new Promise<void>((resolve) => (publishing = resolve));
   await server.stop('SIGTERM');
   for (const url of ['http://h/1', 'http://h/2', 'http://h/3']) await stream.send(purgeOf(url));
   expect(stream.status().queued).toBe(3);
-  const started = new Promise<void>((resolve) => (publishing = resolve));
   await server.start();
   await started;
   const published = async () => {
