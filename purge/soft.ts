@@ -1,4 +1,4 @@
-import type { Entry } from '../proxy/cache/entry.js';
+import { entryWith, type Entry } from '../proxy/cache/entry.js';
 
 /**
  * A soft purge (Varnish's softpurge): the entry stops being fresh at `now`
@@ -16,12 +16,11 @@ export function softPurged(entry: Entry, now: number): Entry {
   // no-cache entries are never served without revalidation, so they are never fresh to begin with.
   if (entry.freshUntil <= now || entry.noCache) return entry;
   const shift = (until: number): number => now + Math.max(0, until - entry.freshUntil);
-  return {
-    ...entry,
+  return entryWith(entry, {
     freshUntil: now,
     staleWhileRevalidateUntil: shift(entry.staleWhileRevalidateUntil),
     staleIfErrorUntil: shift(entry.staleIfErrorUntil),
     // With no grace and no validators this is now: the entry is gone at the next lookup, as a hard purge.
     deleteAt: shift(entry.deleteAt),
-  };
+  });
 }

@@ -98,7 +98,7 @@ export class SharedBackedStore implements Store {
     }
     // The fetch began at requestTime: Redis refuses the copy if what it names was purged since.
     this.#options.shared
-      .write({ ...entry, body }, entry.requestTime)
+      .write(entry as Entry & { body: Buffer }, entry.requestTime)
       .finally(release)
       .catch((error: unknown) => this.#options.onError(error, 'shared write'));
   }

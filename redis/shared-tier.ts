@@ -1,5 +1,5 @@
 import { RESP_TYPES } from 'redis';
-import type { Entry } from '../proxy/cache/entry.js';
+import { entryMeta, withBody, type Entry } from '../proxy/cache/entry.js';
 import type { KeyOptions } from '../config/types.js';
 import type { RelayedPurge } from '../purge/purger.js';
 import { exactKey, keyMatcher, parseTarget, type PathTarget, type PurgeSpec } from '../purge/selectors.js';
@@ -294,7 +294,7 @@ export class SharedTier {
       const stale = softPurged(entry, now);
       if (stale === entry) continue;
       // Nothing left to serve (no grace, no validators): the variant goes, as the local tiers drop it at their next lookup.
-      const next = stale.deleteAt <= now ? '' : encodeEntry({ ...stale, body: Buffer.alloc(0) });
+      const next = stale.deleteAt <= now ? '' : encodeEntry(withBody(stale, Buffer.alloc(0)) as Entry & { body: Buffer });
       replacing.push(this.#binary.sendCommand(['EVAL', REPLACE_HEAD, '1', object, variant, sha, next]));
     }
     let marked = 0;
@@ -338,8 +338,8 @@ export function sharedPurgeFor(purge: RelayedPurge, keyOptions: KeyOptions, now:
 
 /** u32 length of the metadata JSON, the JSON, then the body bytes. */
 export function encodeEntry(entry: Entry & { body: Buffer }): Buffer {
-  const { body, ...meta } = entry;
-  const json = Buffer.from(JSON.stringify(meta), 'utf8');
+  const body = entry.body;
+  const json = Buffer.from(JSON.stringify(entryMeta(entry)), 'utf8');
   const header = Buffer.allocUnsafe(4);
   header.writeUInt32BE(json.length, 0);
   return Buffer.concat([header, json, body]);
@@ -358,7 +358,7 @@ export function decodeEntry(bytes: Buffer): Entry | undefined {
   if (!validMeta(meta)) return undefined;
   // A copy of its own: the reply buffer may be a slice of a larger one.
   const body = Buffer.from(bytes.subarray(4 + length));
-  return { ...(meta as unknown as Omit<Entry, 'body'>), body };
+  return withBody(meta as unknown as Omit<Entry, 'body'>, body);
 }
 
 const NUMBERS = ['status', 'requestTime', 'responseTime', 'initialAge', 'storedAt', 'freshUntil', 'staleWhileRevalidateUntil', 'staleIfErrorUntil', 'deleteAt', 'size'] as const;

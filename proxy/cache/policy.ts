@@ -4,7 +4,7 @@ import { compactHeaders, flat } from './compact.js';
 import type { CacheOptions, TagOptions } from '../../config/types.js';
 import { headerValue, setField, splitList, tokenList, type HeaderMap, type StoredHeaders } from '../http/headers.js';
 import { deltaSeconds, parseCacheControl, parseSurrogateControl, parseTargetedCacheControl, qualifiedFields, type Directives } from './cache-control.js';
-import { ENTRY_OVERHEAD_BYTES, headersSize, type Entry } from './entry.js';
+import { ENTRY_OVERHEAD_BYTES, headersSize, withBody, type Entry } from './entry.js';
 import { correctedInitialAge, freshnessLifetime, type Lifetime, type ResponseFacts } from './freshness.js';
 
 /**
@@ -261,13 +261,12 @@ export function makeEntry(plan: EntryPlan, key: string, variant: string, body: B
   const etag = typeof headers['etag'] === 'string' ? headers['etag'] : undefined;
   const lastModified = typeof headers['last-modified'] === 'string' ? headers['last-modified'] : undefined;
   const keep = etag !== undefined || lastModified !== undefined ? keepWithValidators : 0;
-  return {
+  const fields: Omit<Entry, 'body'> = {
     key: flat(key),
     vary: plan.vary.length === 0 ? NONE : plan.vary,
     variant,
     status: plan.status,
     headers,
-    body,
     etag,
     lastModified,
     tags: plan.tags.length === 0 ? NONE : plan.tags,
@@ -285,6 +284,7 @@ export function makeEntry(plan: EntryPlan, key: string, variant: string, body: B
     sharedWithAuthorization: plan.sharedWithAuthorization,
     size: body.length + headersSize(headers) + key.length + variant.length + tagsSize(plan.tags) + ENTRY_OVERHEAD_BYTES,
   };
+  return withBody(fields, body);
 }
 
 /** The empty Vary and tag list every entry without them shares. */

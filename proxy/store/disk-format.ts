@@ -1,5 +1,5 @@
 import { crc32 } from 'node:zlib';
-import type { Entry } from '../cache/entry.js';
+import { entryMeta, type Entry } from '../cache/entry.js';
 
 /**
  * The disk tier's metadata file: a fixed header, then the entry (without its
@@ -34,8 +34,7 @@ export interface MetaRecord {
 }
 
 export function encodeMeta(record: MetaRecord): Buffer {
-  const { body: _body, ...entry } = record.entry as Entry;
-  const json = Buffer.from(JSON.stringify({ entry, body: record.body, written: record.written }), 'utf8');
+  const json = Buffer.from(JSON.stringify({ entry: entryMeta(record.entry as Entry), body: record.body, written: record.written }), 'utf8');
   const header = Buffer.allocUnsafe(HEADER_BYTES);
   MAGIC.copy(header, 0);
   header.writeUInt32BE(json.length, 4);

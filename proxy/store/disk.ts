@@ -1,7 +1,7 @@
 import { unlink } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import { isFileBody, type BodyOwner, type FileBody } from '../cache/body.js';
-import { withBody, type Entry } from '../cache/entry.js';
+import { entryMeta, withBody, type Entry } from '../cache/entry.js';
 import { idOf, newId, pathOf, writeAtomic } from './disk-files.js';
 import { encodeMeta, type EntryMeta, type MetaRecord } from './disk-format.js';
 import { claimDirectory, scanDirectory, unlockDirectory, type ScanHost } from './disk-scan.js';
@@ -308,7 +308,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
       // Metadata rewritten for a body already stored (soft purge, freshening) takes a new id.
       const metaId = wrote ? body.id : newId();
       const written = this.#stamp();
-      const meta = toMeta(entry);
+      const meta = entryMeta(entry);
       await this.#track(writeAtomic(pathOf(this.#options.dir, metaId, 'meta'), encodeMeta({ entry: meta, body, written }), this.#temps));
       // A delete that happened while this was being written wins: the write is undone, as if it came first.
       if ((this.#deleted.get(entry.key) ?? 0) > started || this.#closed) {
@@ -640,9 +640,4 @@ function recordOf(stored: readonly Stored[], moved: number): KeyRecord {
   const only = stored[0]!;
   only.moved = moved;
   return only;
-}
-
-function toMeta(entry: Entry): EntryMeta {
-  const { body: _body, ...meta } = entry;
-  return meta;
 }

@@ -1,7 +1,7 @@
 import { createClient } from 'redis';
 import { describe, expect, it } from 'vitest';
 import type { Config } from '../../config/types.js';
-import type { Entry } from '../../proxy/cache/entry.js';
+import { entryFields, type Entry } from '../../proxy/cache/entry.js';
 import type { RunningLacquer } from '../../proxy/main.js';
 import { softPurged } from '../../purge/soft.js';
 import type { RedisClient } from '../../redis/connection.js';
@@ -151,11 +151,11 @@ describe('the shared tier, soft', () => {
       expect(await tier.purge({ keys: [], tags: ['news'], everything: false, soft: { now: at } })).toBe(2);
 
       const a = await tier.read('h.example/a');
-      expect(a.find((entry) => entry.variant === 'br')).toEqual(softPurged(br, at));
+      expect(entryFields(a.find((entry) => entry.variant === 'br')!)).toEqual(entryFields(softPurged(br, at)));
       expect(a.find((entry) => entry.variant === 'br')!.freshUntil).toBe(at);
-      expect(a.find((entry) => entry.variant === 'gzip')).toEqual(gzip);
+      expect(entryFields(a.find((entry) => entry.variant === 'gzip')!)).toEqual(entryFields(gzip));
       expect(await tier.read('h.example/b')).toEqual([]);
-      expect(await tier.read('h.example/c')).toEqual([other]);
+      expect((await tier.read('h.example/c')).map(entryFields)).toEqual([entryFields(other)]);
       // Marked once: a second soft purge finds nothing fresh to mark.
       expect(await tier.purge({ keys: [], tags: ['news'], everything: false, soft: { now: at + 10 } })).toBe(0);
     } finally {
@@ -224,7 +224,7 @@ describe('the shared tier, soft', () => {
     try {
       await tier.write(graced({ key: 'h.example/race', tags: ['news'], body: Buffer.from('old') }), now - 10_000);
       expect(await tier.purge({ keys: ['h.example/race'], tags: [], everything: false, soft: { now } })).toBe(0);
-      expect(await tier.read('h.example/race')).toEqual([fresh]);
+      expect((await tier.read('h.example/race')).map(entryFields)).toEqual([entryFields(fresh)]);
     } finally {
       close();
       other.close();

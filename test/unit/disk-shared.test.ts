@@ -3,6 +3,7 @@ import { mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
+import { entryWith } from '../../proxy/cache/entry.js';
 import { bodyBytes } from '../../proxy/cache/body.js';
 import { DiskStore, type DiskChange } from '../../proxy/store/disk.js';
 import { claimDirectory } from '../../proxy/store/disk-scan.js';
@@ -213,7 +214,7 @@ describe('a copy written by another worker', () => {
     await settled();
     expect(b.get('k')).toHaveLength(1);
     // As a soft purge of an entry with no grace writes it: gone at the next lookup.
-    await a.set({ ...fresh, freshUntil: Date.now() - 1, staleWhileRevalidateUntil: Date.now() - 1, staleIfErrorUntil: Date.now() - 1, deleteAt: Date.now() - 1 });
+    await a.set(entryWith(fresh, { freshUntil: Date.now() - 1, staleWhileRevalidateUntil: Date.now() - 1, staleIfErrorUntil: Date.now() - 1, deleteAt: Date.now() - 1 }));
     await settled();
     expect(b.get('k')).toBeUndefined();
   });

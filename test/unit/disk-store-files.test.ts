@@ -2,7 +2,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { bodyBytes, isFileBody } from '../../proxy/cache/body.js';
-import type { Entry } from '../../proxy/cache/entry.js';
+import { entryWith, type Entry } from '../../proxy/cache/entry.js';
 import { DiskStore } from '../../proxy/store/disk.js';
 import type { RemovalReason } from '../../proxy/store/store.js';
 import { TieredStore } from '../../proxy/store/tiered.js';
@@ -61,7 +61,7 @@ describe('disk tier files', () => {
     const [body] = files(dir, '.body');
     expect(files(dir, '.meta').map(id)).toEqual([id(body!)]);
 
-    await store.set({ ...store.get('k')![0]!, freshUntil: 1_000_000 });
+    await store.set(entryWith(store.get('k')![0]!, { freshUntil: 1_000_000 }));
     // Closing waits for the removal of the replaced metadata file, which runs in the background.
     await store.close();
     expect(files(dir, '.body')).toEqual([body]);
@@ -123,12 +123,12 @@ describe('disk tier files', () => {
 
     // As purge does: the entry read back (its body in memory), made stale and stored again.
     const current = store.get('k')![0]!;
-    await store.set({ ...current, freshUntil: 1_000_000, staleWhileRevalidateUntil: 1_000_000 });
+    await store.set(entryWith(current, { freshUntil: 1_000_000, staleWhileRevalidateUntil: 1_000_000 }));
     // And as a 304 does for an entry served from disk (no longer in memory): its file body stored again.
     store.memory.delete('k');
     const onDisk = store.disk.get('k')![0]!;
     expect(isFileBody(onDisk.body)).toBe(true);
-    await store.set({ ...onDisk, freshUntil: 1_010_000 });
+    await store.set(entryWith(onDisk, { freshUntil: 1_010_000 }));
 
     expect(files(dir, '.body')).toEqual(bodyFiles);
     expect(events).toEqual(['store k', 'replace k', 'store k', 'replace k', 'store k']);

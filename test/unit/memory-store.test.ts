@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { withBody, type Entry } from '../../proxy/cache/entry.js';
+import { entryWith, withBody, type Entry } from '../../proxy/cache/entry.js';
 import { BODY_SLACK_BYTES, MemoryStore } from '../../proxy/store/memory.js';
 import { seededRandom } from '../../scripts/bench/zipf.js';
 import { storeContract, testEntry } from '../contract/store-contract.js';
@@ -129,7 +129,7 @@ describe('memory tier body ownership', () => {
     for (let i = 0; i < 20; i++) memory.set(testEntry(`k${i}`, { body: Buffer.alloc(4_096, i) }));
     for (let i = 1; i < 16; i++) memory.delete(`k${i}`);
     const stale = memory.peek('k0')![0]!;
-    memory.set({ ...withBody(stale, stale.body), storedAt: stale.storedAt + 1 });
+    memory.set(entryWith(stale, { storedAt: stale.storedAt + 1 }));
     const fresh = memory.peek('k0')![0]!;
     expect(fresh.body).toBe(stale.body);
     // Counted, in a slab the arena still tracks: had the replaced entry's release dropped the slab first, k0 would hold bytes nothing counts.

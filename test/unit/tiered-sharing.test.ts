@@ -2,7 +2,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { bodyBytes, isFileBody } from '../../proxy/cache/body.js';
-import { withBody } from '../../proxy/cache/entry.js';
+import { entryWith, withBody } from '../../proxy/cache/entry.js';
 import { TagIndex } from '../../purge/tag-index.js';
 import { TieredStore } from '../../proxy/store/tiered.js';
 import { testEntry } from '../contract/store-contract.js';
@@ -104,9 +104,9 @@ describe('tiered store: one entry object per variant held in both tiers', () => 
     expect(bodyFiles()).toBe(1);
     const stored = store.memory.peek('k')![0]!;
     // As after a move out of a sparse slab, or an origin answering anew with the same body: equal bytes, another buffer.
-    await store.set({ ...withBody(stored, Buffer.alloc(4_096, 7)), storedAt: stored.storedAt + 1 });
+    await store.set(entryWith(stored, { body: Buffer.alloc(4_096, 7), storedAt: stored.storedAt + 1 }));
     expect(bodyFiles()).toBe(1);
-    await store.set({ ...withBody(stored, Buffer.alloc(4_096, 8)), storedAt: stored.storedAt + 2 });
+    await store.set(entryWith(stored, { body: Buffer.alloc(4_096, 8), storedAt: stored.storedAt + 2 }));
     expect((await bodyBytes(store.get('k')![0]!.body)).equals(Buffer.alloc(4_096, 8))).toBe(true);
     await store.close();
   });
@@ -140,9 +140,9 @@ describe('tag index', () => {
     const [id] = index.ids('t');
     expect(Object.values(index.ref(id!)!)).not.toContain(entry);
     // And still tells a late removal of a replaced copy from the current one.
-    index.onRemove({ ...entry, storedAt: entry.storedAt - 1 }, 'replace');
+    index.onRemove(entryWith(entry, { storedAt: entry.storedAt - 1 }), 'replace');
     expect(index.ids('t')).toEqual([id]);
-    index.onRemove({ ...entry }, 'evict');
+    index.onRemove(entryWith(entry, {}), 'evict');
     expect(index.ids('t')).toEqual([]);
   });
 });
