@@ -4,7 +4,9 @@ import { isFileBody, type BodyOwner, type FileBody } from '../cache/body.js';
 import { withBody, type Entry } from '../cache/entry.js';
 import { idOf, newId, pathOf, writeAtomic } from './disk-files.js';
 import { encodeMeta, type EntryMeta, type MetaRecord } from './disk-format.js';
-import { claimDirectory, scanDirectory, unlockDirectory, type ScanHost } from './disk-scan.js';
+import { DirectoryClaim } from './disk-claim.js';
+import { CLAIM_RETRY_MS } from './disk-lock.js';
+import { scanDirectory, unlockDirectory, type ScanHost } from './disk-scan.js';
 import { DiskBodyWriter } from './disk-writer.js';
 import type { BodyWriter, RemovalReason, StoreListener, StreamingStore } from './store.js';
 
@@ -26,6 +28,8 @@ export interface DiskStoreOptions {
   onError?: (error: unknown, context: string) => void;
   /** Set when several processes of one machine (workers) share the directory; see DiskSharing. */
   shared?: DiskSharing;
+  /** Milliseconds between claims of a directory another holder keeps (tests shorten it). Default 5 s. */
+  claimRetryMs?: number;
 }
 
 /**
@@ -110,12 +114,13 @@ const BODY_GRACE_MS = 5_000;
  */
 export class DiskStore implements StreamingStore, BodyOwner {
   readonly maxObjectSize: number;
-  /** Settles when the boot scan has indexed every entry on disk. */
-  readonly ready: Promise<void>;
 
   readonly #options: DiskStoreOptions;
-  /** Settles once the directory is known to be ours; every write waits for it. */
-  readonly #claimed: Promise<void>;
+  readonly #claim: DirectoryClaim;
+  /** Settles once the directory is known to be ours; every write waits for it. Replaced when a later claim takes the directory. */
+  #claimed: Promise<void>;
+  /** See `ready`. */
+  #ready: Promise<void>;
   /** Key → variants, least recently used first. */
   readonly #keys = new Map<string, KeyRecord>();
   /** Keys put at the back of #keys so far (stores and touches). */
@@ -146,16 +151,69 @@ export class DiskStore implements StreamingStore, BodyOwner {
   constructor(options: DiskStoreOptions) {
     this.#options = options;
     this.maxObjectSize = Math.min(options.maxObjectSize, options.maxSize);
-    this.#claimed = claimDirectory(options.dir, options.shared?.lockHolder);
-    this.#claimed.catch(() => undefined);
-    this.ready = this.#claimed.then(() => scanDirectory(options.dir, this.#scanHost())).then(
-      () => this.#bootDone(),
-      (error: unknown) => {
-        this.#unusable = error instanceof Error ? error : new Error(String(error));
+    this.#claim = new DirectoryClaim({
+      dir: options.dir,
+      ...(options.shared && { sharedWith: options.shared.lockHolder }),
+      ...(options.claimRetryMs !== undefined && { retryMs: options.claimRetryMs }),
+      onClaimed: () => this.#claimedLater(),
+      onFailed: (error) => {
+        this.#unusable = asError(error);
         this.#options.onError?.(error, 'disk cache directory');
-        this.#bootDone();
       },
-    );
+    });
+    this.#claimed = this.#claim.first;
+    this.#claimed.catch(() => undefined);
+    this.#ready = this.#boot();
+  }
+
+  /**
+   * Settles when the boot scan has indexed every entry on disk, or once the
+   * directory is refused. If another holder keeps the directory, the disk
+   * tier is off (nothing is stored, lookups miss) while the claim is tried
+   * again in the background; when it succeeds the scan runs then, and this
+   * is the promise of that scan.
+   */
+  get ready(): Promise<void> {
+    return this.#ready;
+  }
+
+  /** Whether the directory is held by another holder and claimed again on a timer (the disk tier is off meanwhile). */
+  get waitingForDirectory(): boolean {
+    return this.#unusable !== undefined && this.#claim.retrying;
+  }
+
+  /** Claims made in the background so far (diagnostics; tests wait on it). */
+  get claimAttempts(): number {
+    return this.#claim.attempts;
+  }
+
+  /** Scans the directory once it is claimed; a refusal leaves the tier unusable (for now, if the claim is tried again). */
+  #boot(): Promise<void> {
+    return this.#claimed
+      .then(() => scanDirectory(this.#options.dir, this.#scanHost()))
+      .then(
+        () => this.#bootDone(),
+        (error: unknown) => {
+          this.#unusable = asError(error);
+          this.#options.onError?.(error, 'disk cache directory');
+          if (this.#claim.retrying) {
+            const every = (this.#options.claimRetryMs ?? CLAIM_RETRY_MS) / 1000;
+            this.#options.log?.(`disk cache: the disk tier is off (responses are not stored) until ${this.#options.dir} is free; trying again every ${every} s`);
+          }
+          this.#bootDone();
+        },
+      );
+  }
+
+  /** A claim tried again took the directory: the tier comes into use, with the boot scan it skipped. */
+  #claimedLater(): void {
+    this.#options.log?.(`disk cache: ${this.#options.dir} is free now (its holder stopped, or its lock went stale); the disk tier is in use`);
+    this.#booting = true;
+    this.#unusable = undefined;
+    this.#claimed = Promise.resolve();
+    this.#ready = this.#boot().then(() => {
+      if (this.#unusable === undefined) this.#options.log?.(`disk cache: index rebuilt from ${this.#options.dir} (${this.#entries} entries)`);
+    });
   }
 
   get booting(): boolean {
@@ -414,6 +472,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
   /** Waits for writes and removals in flight; the files stay for the next start. */
   async close(): Promise<void> {
     this.#closed = true;
+    await this.#claim.stop();
     await this.ready;
     while (this.#io.size > 0) await Promise.allSettled([...this.#io]);
     for (const [id, timer] of this.#doomed) {
@@ -645,4 +704,8 @@ function recordOf(stored: readonly Stored[], moved: number): KeyRecord {
 function toMeta(entry: Entry): EntryMeta {
   const { body: _body, ...meta } = entry;
   return meta;
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
 }

@@ -32,6 +32,8 @@ export interface TestProxyOptions {
   errors?: unknown[];
   /** A directory for a tiered store (memory over disk, sized by config.cache.disk); default: a memory store only. */
   cacheDir?: string;
+  /** With cacheDir: milliseconds between claims of a directory another holder keeps (default 5 s). */
+  claimRetryMs?: number;
   /** Lines the store logs (skipped files and the like). */
   logs?: string[];
 }
@@ -45,7 +47,7 @@ export async function startProxy(originUrl: string, options: TestProxyOptions = 
       ? new MemoryStore({ maxSize: config.cache.memory.maxSize, maxVariants: config.cache.maxVariants, clock })
       : new TieredStore({
           memory: config.cache.memory,
-          disk: { dir: options.cacheDir, maxSize: config.cache.disk.maxSize, maxObjectSize: config.cache.disk.maxObjectSize },
+          disk: { dir: options.cacheDir, maxSize: config.cache.disk.maxSize, maxObjectSize: config.cache.disk.maxObjectSize, ...(options.claimRetryMs !== undefined && { claimRetryMs: options.claimRetryMs }) },
           maxVariants: config.cache.maxVariants,
           clock,
           log: (line) => options.logs?.push(line),
