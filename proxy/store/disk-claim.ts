@@ -3,7 +3,7 @@ import { claimDirectory, unlockDirectory } from './disk-scan.js';
 
 export interface DirectoryClaimOptions {
   readonly dir: string;
-  /** Set in a worker: the pid of the primary whose lock it shares. Such a claim is only checked, never tried again. */
+  /** Set in a worker: the pid of the primary whose lock it shares. The claim only checks that the lock names it (the primary may still be waiting for the directory). */
   readonly sharedWith?: number;
   /** Milliseconds between attempts while another holder keeps the directory. Default CLAIM_RETRY_MS (5 s). */
   readonly retryMs?: number;
@@ -61,7 +61,7 @@ export class DirectoryClaim {
   }
 
   #worthRetrying(error: unknown): boolean {
-    return error instanceof DirectoryHeldError && this.#options.sharedWith === undefined && !this.#stopped;
+    return error instanceof DirectoryHeldError && !this.#stopped;
   }
 
   #schedule(): void {
@@ -78,14 +78,15 @@ export class DirectoryClaim {
   async #tryAgain(): Promise<void> {
     this.#attempts++;
     try {
-      await claimDirectory(this.#options.dir);
+      await claimDirectory(this.#options.dir, this.#options.sharedWith);
     } catch (error) {
       if (this.#worthRetrying(error)) this.#schedule();
       else if (!this.#stopped) this.#options.onFailed(error);
       return;
     }
     if (this.#stopped) {
-      await unlockDirectory(this.#options.dir);
+      // A worker's lock is its primary's, released when that exits.
+      if (this.#options.sharedWith === undefined) await unlockDirectory(this.#options.dir);
       return;
     }
     this.#options.onClaimed();

@@ -50,10 +50,10 @@ interface Holder {
   readonly namespace: string | undefined;
 }
 
-/** The directory is held by another holder that may still run: worth trying again later, unlike the other refusals. */
+/** The directory is held by another holder that may still run (or, for a worker, not yet by its primary): worth trying again later, unlike the other refusals. */
 export class DirectoryHeldError extends Error {
-  constructor(dir: string, holder: string) {
-    super(`${dir} is in use by ${holder}; give each process its own cache.disk.path`);
+  constructor(message: string) {
+    super(message);
     this.name = 'DirectoryHeldError';
   }
 }
@@ -66,18 +66,21 @@ export async function lockDirectory(dir: string): Promise<void> {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     const holder = await readHolder(path);
     const refusal = holder === undefined ? undefined : await stillHeld(path, holder);
-    if (refusal !== undefined) throw new DirectoryHeldError(dir, refusal);
+    if (refusal !== undefined) throw new DirectoryHeldError(`${dir} is in use by ${refusal}; give each process its own cache.disk.path`);
     await unlink(path).catch(() => undefined);
     await writeLock(path);
   }
   startHeartbeat(path);
 }
 
-/** A worker uses the directory its primary claimed: the lock must name that primary. */
+/** A worker uses the directory its primary claimed: the lock must name that primary (which may still be waiting for it). */
 export async function checkSharedLock(dir: string, primaryPid: number): Promise<void> {
   const holder = await readHolder(join(dir, LOCK_FILE));
-  if (holder?.pid !== primaryPid) {
-    throw new Error(`${dir} is not locked by this worker's primary (pid ${primaryPid}${holder === undefined ? '; there is no lock' : `; the lock names pid ${holder.pid}`})`);
+  // The pid alone is not enough: in another container on the volume, the other primary may be pid 1 as well.
+  const ours = holder !== undefined && holder.pid === primaryPid && (holder.host === undefined || holder.host === HOST) && !otherNamespace(holder);
+  if (!ours) {
+    const named = holder === undefined ? 'there is no lock' : `the lock names pid ${holder.pid}${holder.host === undefined ? '' : ` on ${holder.host}`}${holder.namespace === undefined ? '' : ` in ${holder.namespace}`}`;
+    throw new DirectoryHeldError(`${dir} is not locked by this worker's primary (pid ${primaryPid}; ${named})`);
   }
 }
 

@@ -1,9 +1,11 @@
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
+import { claimDirectory, unlockDirectory } from '../../proxy/store/disk-scan.js';
 import { startLacquerProcess, type LacquerProcess } from '../helpers/child.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { tempDir } from '../helpers/tempdir.js';
@@ -250,6 +252,44 @@ describe('workers: 2', () => {
     // Every worker now wants the token: a PURGE from loopback without it is refused wherever it lands.
     for (let i = 0; i < 6; i++) expect((await fetch(`${lacquer.url}/h`, { method: 'PURGE' })).status).toBe(401);
     expect(lacquer.output()).not.toContain('exited');
+  });
+
+  it.skipIf(!existsSync('/proc/self/ns/pid'))('serves without the disk tier while a Lacquer in another PID namespace holds the directory, and takes it over once that lock is stale', async () => {
+    const origin = await startOrigin(cacheable());
+    origins.push(origin);
+    const dir = join(root, `disk-${files++}`);
+    await claimDirectory(dir);
+    await unlockDirectory(dir);
+    // Another container with this hostname on the same volume, its primary pid 1 as well (alive here too: our init).
+    const lock = join(dir, 'lacquer.lock');
+    writeFileSync(lock, `1 ${hostname()} their-nonce pid:[1]\n`);
+    const lacquer = await startWorkers(origin.url, WITH_DISK, dir);
+    expect(lacquer.output()).toContain('the disk tier is off until it is free');
+
+    // Every worker serves, passing requests to the origin; nothing is stored, the other lock is left alone.
+    const passed = await untilEveryWorker(lacquer.url, '/n', {}, (answer) => answer.status === 200);
+    for (const answer of passed.values()) {
+      expect(answer.body).toBe('cached body');
+      expect(answer.headers['cache-status']).not.toContain('stored');
+    }
+    expect(readFileSync(lock, 'utf8')).toContain('their-nonce');
+
+    const longAgo = new Date(Date.now() - 120_000);
+    utimesSync(lock, longAgo, longAgo);
+    await lacquer.waitFor('is free now', 30_000);
+    expect(readFileSync(lock, 'utf8').split(' ')[0]).toBe(String(lacquer.child.pid));
+    // Each worker's disk tier comes into use once it sees the lock name the primary: then every one answers hits.
+    const hit = new Set<number>();
+    const deadline = Date.now() + 30_000;
+    while (hit.size < WORKERS) {
+      if (Date.now() > deadline) throw new Error(`only workers ${[...hit].join(', ')} answered hits within 30 s`);
+      const answer = await ask(lacquer.url, '/n');
+      expect(answer.body).toBe('cached body');
+      if (String(answer.headers['cache-status']).includes('hit')) hit.add(answer.worker);
+      else await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(await lacquer.stop('SIGTERM')).toBe(0);
+    expect(existsSync(lock)).toBe(false);
   });
 
   it('exits with status 1 when the workers cannot start, without restarting them', async () => {

@@ -181,6 +181,42 @@ describe('the directory lock across PID namespaces on one host', () => {
     expect(taken.get('a')).toHaveLength(1);
   });
 
+  it.skipIf(OWN_NAMESPACE === undefined)('a worker does not take a lock naming its primary\'s pid from another namespace for its primary\'s, and comes into use once its primary\'s lock is there', async () => {
+    const dir = await cacheDirWithEntry();
+    // The primary is pid 1 here, and so is the other container's, which holds the directory.
+    writeLock(dir, [1, hostname(), 'their-nonce', OTHER_NAMESPACE]);
+    const seen = { errors: [] as unknown[], logs: [] as string[] };
+    const worker = new DiskStore({
+      dir,
+      maxSize: 1 << 20,
+      maxObjectSize: 1 << 20,
+      maxVariants: 4,
+      clock: () => 1_000_000,
+      claimRetryMs: RETRY_MS,
+      shared: { lockHolder: 1, since: 0, announce: () => undefined },
+      onError: (error) => seen.errors.push(error),
+      log: (line) => seen.logs.push(line),
+    });
+    open.push(worker);
+    await worker.ready;
+    expect(String(seen.errors[0])).toContain("is not locked by this worker's primary (pid 1; the lock names pid 1 on");
+    expect(worker.waitingForDirectory).toBe(true);
+    expect(worker.get('a')).toBeUndefined();
+    await until(() => worker.claimAttempts >= 2, 'two checks tried again');
+    expect(worker.waitingForDirectory).toBe(true);
+
+    // The primary took the directory over.
+    writeLock(dir, [1, hostname(), 'primary-nonce', OWN_NAMESPACE!]);
+    await until(() => !worker.waitingForDirectory, 'the worker\'s tier in use');
+    await worker.ready;
+    expect(worker.get('a')).toHaveLength(1);
+    await worker.set(testEntry('b'));
+    expect(worker.get('b')).toHaveLength(1);
+    await worker.close();
+    // The lock is the primary's: a worker leaves it.
+    expect(readFileSync(join(dir, 'lacquer.lock'), 'utf8')).toContain('primary-nonce');
+  });
+
   it.skipIf(OWN_NAMESPACE === undefined)('stops trying when closed: a lock that goes stale afterwards is left alone', async () => {
     const closing = await cacheDirWithEntry();
     const lock = writeLock(closing, [DEAD_PID, hostname(), 'their-nonce', OTHER_NAMESPACE]);
