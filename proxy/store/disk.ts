@@ -121,6 +121,8 @@ export class DiskStore implements StreamingStore, BodyOwner {
   #claimed: Promise<void>;
   /** See `ready`. */
   #ready: Promise<void>;
+  /** Set once a claim succeeded. */
+  #claimedOnce = false;
   /** Key → variants, least recently used first. */
   readonly #keys = new Map<string, KeyRecord>();
   /** Keys put at the back of #keys so far (stores and touches). */
@@ -177,6 +179,11 @@ export class DiskStore implements StreamingStore, BodyOwner {
     return this.#ready;
   }
 
+  /** Whether the tier stores and answers: its directory claimed (not refused since), the store open. */
+  get inUse(): boolean {
+    return this.#claimedOnce && this.#unusable === undefined && !this.#closed;
+  }
+
   /** Whether the directory is held by another holder and claimed again on a timer (the disk tier is off meanwhile). */
   get waitingForDirectory(): boolean {
     return this.#unusable !== undefined && this.#claim.retrying;
@@ -190,7 +197,10 @@ export class DiskStore implements StreamingStore, BodyOwner {
   /** Scans the directory once it is claimed; a refusal leaves the tier unusable (for now, if the claim is tried again). */
   #boot(): Promise<void> {
     return this.#claimed
-      .then(() => scanDirectory(this.#options.dir, this.#scanHost()))
+      .then(() => {
+        this.#claimedOnce = true;
+        return scanDirectory(this.#options.dir, this.#scanHost());
+      })
       .then(
         () => this.#bootDone(),
         (error: unknown) => {

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { claimDirectory, unlockDirectory } from '../../proxy/store/disk-scan.js';
 import { startLacquerProcess, type LacquerProcess } from '../helpers/child.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
+import { scrape } from '../helpers/prometheus.js';
 import { tempDir } from '../helpers/tempdir.js';
 
 /**
@@ -273,6 +274,7 @@ describe('workers: 2', () => {
       expect(answer.headers['cache-status']).not.toContain('stored');
     }
     expect(readFileSync(lock, 'utf8')).toContain('their-nonce');
+    expect((await scrape(adminUrl(lacquer))).get('lacquer_disk_tier_in_use')).toBe(0);
 
     const longAgo = new Date(Date.now() - 120_000);
     utimesSync(lock, longAgo, longAgo);
@@ -288,6 +290,8 @@ describe('workers: 2', () => {
       if (String(answer.headers['cache-status']).includes('hit')) hit.add(answer.worker);
       else await new Promise((resolve) => setTimeout(resolve, 50));
     }
+    // Summed over the workers: both use it.
+    expect((await scrape(adminUrl(lacquer))).get('lacquer_disk_tier_in_use')).toBe(WORKERS);
     expect(await lacquer.stop('SIGTERM')).toBe(0);
     expect(existsSync(lock)).toBe(false);
   });

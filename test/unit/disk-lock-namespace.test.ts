@@ -93,6 +93,7 @@ describe('the directory lock across PID namespaces on one host', () => {
     expect(String(seen.errors[0])).toContain(`in use by another Lacquer process (pid ${DEAD_PID} in PID namespace ${OTHER_NAMESPACE} on this host`);
     expect(seen.logs.join('\n')).toContain('the disk tier is off');
     expect(store.waitingForDirectory).toBe(true);
+    expect(store.inUse).toBe(false);
     // Off, not waiting: nothing is indexed from the other holder's directory, and a write fails at once.
     expect(store.get('a')).toBeUndefined();
     await expect(store.set(testEntry('b'))).rejects.toThrow(/in use by another Lacquer process/);
@@ -117,6 +118,7 @@ describe('the directory lock across PID namespaces on one host', () => {
     age(lock, 120_000);
     await until(() => !store.waitingForDirectory, 'the directory taken over');
     await store.ready;
+    expect(store.inUse).toBe(true);
 
     expect(seen.logs.join('\n')).toContain('is free now');
     expect(seen.logs.join('\n')).toContain('index rebuilt');
