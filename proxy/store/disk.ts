@@ -123,6 +123,10 @@ export class DiskStore implements StreamingStore, BodyOwner {
   #ready: Promise<void>;
   /** Set once a claim succeeded. */
   #claimedOnce = false;
+  /** See keepFoundIf. */
+  #keepFound: ((key: string, tags: readonly string[]) => boolean) | undefined;
+  /** Write stamp when a later claim took the directory (0: it never did); records older than it were written without this process's purges. */
+  #takenOverAt = 0;
   /** Key → variants, least recently used first. */
   readonly #keys = new Map<string, KeyRecord>();
   /** Keys put at the back of #keys so far (stores and touches). */
@@ -194,6 +198,19 @@ export class DiskStore implements StreamingStore, BodyOwner {
     return this.#claim.attempts;
   }
 
+  /**
+   * Purges this process made while its tier was off (the directory held
+   * elsewhere) could not reach the files there: when a later claim takes the
+   * directory, an entry found on it that was written before then is kept
+   * only if `keep` says no purge since this process started names it
+   * (otherwise its files are removed). Not with workers: a record another
+   * worker wrote after a purge cannot be told from one written before it
+   * here, and removing it would pull it from under that worker's index.
+   */
+  keepFoundIf(keep: (key: string, tags: readonly string[]) => boolean): void {
+    this.#keepFound = keep;
+  }
+
   /** Scans the directory once it is claimed; a refusal leaves the tier unusable (for now, if the claim is tried again). */
   #boot(): Promise<void> {
     return this.#claimed
@@ -220,6 +237,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
     this.#options.log?.(`disk cache: ${this.#options.dir} is free now (its holder stopped, or its lock went stale); the disk tier is in use`);
     this.#booting = true;
     this.#unusable = undefined;
+    if (this.#options.shared === undefined) this.#takenOverAt = this.#stamp();
     this.#claimed = Promise.resolve();
     this.#ready = this.#boot().then(() => {
       if (this.#unusable === undefined) this.#options.log?.(`disk cache: index rebuilt from ${this.#options.dir} (${this.#entries} entries)`);
@@ -686,6 +704,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
     const { entry: meta, body, written } = record;
     const current = this.#variants(meta.key).find((stored) => stored.entry.variant === meta.variant);
     if (current?.metaId === metaId) return 'known';
+    if (written < this.#takenOverAt && this.#keepFound !== undefined && !this.#keepFound(meta.key, meta.tags)) return 'superseded';
     if ((this.#deleted.get(meta.key) ?? 0) > written || this.#removedByPeers.has(metaId)) return 'superseded';
     if (current !== undefined && laterCopy(current, { written, metaId })) return 'superseded';
     this.#add({ entry: this.#indexedEntry(meta, body), metaId, bodyId: body.id, written, crc: body.crc | 0, moved: 0 });

@@ -62,6 +62,11 @@ export async function startProxy(originUrl: string, options: TestProxyOptions = 
     random: options.random ?? (() => 0.5),
     onError: (error) => options.errors?.push(error),
   });
+  if (store instanceof TieredStore) {
+    // As main.ts wires it.
+    const since = flow.invalidations.stamp();
+    store.disk.keepFoundIf((key, tags) => flow.invalidations.mayStore(key, since, tags));
+  }
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;

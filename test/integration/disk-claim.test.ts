@@ -57,8 +57,8 @@ async function until(condition: () => boolean, what: string): Promise<void> {
 }
 
 /** Requests name one host, so keys stay the same across proxies on different ports. */
-async function get(p: TestProxy, path: string) {
-  const response = await request(`${p.url}${path}`, { headers: { host: 'cache.test' } });
+async function get(p: TestProxy, path: string, method: 'GET' | 'POST' = 'GET') {
+  const response = await request(`${p.url}${path}`, { method, headers: { host: 'cache.test' } });
   return { status: response.statusCode, cacheStatus: String(response.headers['cache-status'] ?? ''), body: Buffer.from(await response.body.arrayBuffer()) };
 }
 
@@ -115,5 +115,34 @@ describe('a cache directory held in another PID namespace', () => {
     expect(bigAgain.body.equals(bodyFor('/big', 300 * KiB))).toBe(true);
     expect(o.hits() - hitsBefore).toBe(2);
     expect(seen.logs.join('\n')).toContain('is free now');
+  });
+
+  it.skipIf(!hasNamespaces)('does not serve an entry found at takeover that this proxy invalidated while its disk tier was off', async () => {
+    const o = await origin();
+    const dir = join(root, String(dirs++));
+    const earlier = await proxy(o.url, dir, { errors: [], logs: [] });
+    for (const path of ['/changed', '/kept']) expect((await get(earlier, path)).cacheStatus).toContain('stored');
+    await open.pop()!.close();
+    const lock = join(dir, 'lacquer.lock');
+    writeFileSync(lock, `99999999 ${hostname()} their-nonce pid:[1]\n`);
+
+    const p = await proxy(o.url, dir, { errors: [], logs: [] });
+    const store = p.store as TieredStore;
+    await store.ready;
+    expect(store.disk.waitingForDirectory).toBe(true);
+    // A POST that succeeds invalidates its URL (RFC 9111 §4.4): the copy on disk is out of date from here on.
+    expect((await get(p, '/changed', 'POST')).status).toBe(200);
+
+    const then = new Date(Date.now() - 120_000);
+    utimesSync(lock, then, then);
+    await until(() => !store.disk.waitingForDirectory, 'the directory taken over');
+    await store.ready;
+
+    const before = o.hits('/changed');
+    expect((await get(p, '/kept')).cacheStatus).toContain('hit');
+    const changed = await get(p, '/changed');
+    expect(changed.cacheStatus).not.toContain('hit');
+    expect(changed.cacheStatus).toContain('stored');
+    expect(o.hits('/changed')).toBe(before + 1);
   });
 });
