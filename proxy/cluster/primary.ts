@@ -5,7 +5,7 @@ import type { Config } from '../../config/types.js';
 import { aggregateWorkers, retire, type MetricsJson } from '../../metrics/cluster-aggregate.js';
 import { PREFIX } from '../../metrics/registry.js';
 import { DirectoryClaim } from '../store/disk-claim.js';
-import { CLAIM_RETRY_MS, DirectoryHeldError } from '../store/disk-lock.js';
+import { claimRetryMs, DirectoryHeldError } from '../store/disk-lock.js';
 import { unlockDirectory } from '../store/disk-scan.js';
 import { restartDelay, type BackoffOptions } from './backoff.js';
 import { Gatherer } from './gather.js';
@@ -67,6 +67,8 @@ export async function runPrimary(options: PrimaryOptions): Promise<void> {
           dir,
           onClaimed: () => say(`disk cache: ${dir} is free now; the workers' disk tier comes into use`),
           onFailed: (error) => fail(`disk cache: ${messageOf(error)}; the disk tier stays off`),
+          // Each worker sees the lock name another holder too, and goes off and waits, as the primary does.
+          onLost: (error) => fail(`disk cache: ${error.message}; the workers' disk tier is off until it is free (trying again every ${claimRetryMs() / 1000} s)`),
         });
   if (claim !== undefined) {
     try {
@@ -76,7 +78,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<void> {
         fail(`could not start: ${messageOf(error)}`);
         process.exit(1);
       }
-      fail(`disk cache: ${error.message}; the disk tier is off until it is free (trying again every ${CLAIM_RETRY_MS / 1000} s)`);
+      fail(`disk cache: ${error.message}; the disk tier is off until it is free (trying again every ${claimRetryMs() / 1000} s)`);
     }
   }
 

@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { CACHE_FILE, LOCK_FILE, MARKER_CONTENT, MARKER_FILE, PURGE_POSITION_FILE, SUBDIR, TEMP_FILE, writerOf } from './disk-files.js';
 import { decodeMeta, type MetaRecord } from './disk-format.js';
-import { checkSharedLock, isAlive, lockDirectory } from './disk-lock.js';
+import { checkSharedLock, isAlive, lockDirectory, type LockInfo, type LockOptions } from './disk-lock.js';
 
 export { unlockDirectory } from './disk-lock.js';
 
@@ -46,6 +46,8 @@ export async function scanDirectory(dir: string, host: ScanHost): Promise<void> 
   for (const top of await readdir(dir, { withFileTypes: true })) {
     const path = join(dir, top.name);
     if (top.name === MARKER_FILE || top.name === LOCK_FILE || top.name === PURGE_POSITION_FILE || top.name === 'lost+found') continue;
+    // A lock being written or checked by a claimer (disk-lock.ts), maybe another process's this very moment.
+    if (top.name.startsWith(`${LOCK_FILE}.`)) continue;
     if (!top.isDirectory() || !SUBDIR.test(top.name)) {
       skipForeign(path, top.isDirectory(), host);
       continue;
@@ -150,16 +152,16 @@ function skipForeign(path: string, isDirectory: boolean, host: ScanHost): void {
  * a non-empty directory without the marker file is refused, so a mistyped
  * path can never make Lacquer delete someone's files as "foreign".
  */
-export async function claimDirectory(dir: string, sharedWith?: number): Promise<void> {
+export async function claimDirectory(dir: string, sharedWith?: number, lock: LockOptions = {}): Promise<LockInfo> {
   if (sharedWith !== undefined) return checkSharedLock(dir, sharedWith);
   await mkdir(dir, { recursive: true });
   // lost+found is what a freshly made filesystem holds, e.g. a volume mounted here.
   const names = (await readdir(dir)).filter((name) => name !== 'lost+found');
-  if (names.includes(MARKER_FILE)) return lockDirectory(dir);
+  if (names.includes(MARKER_FILE)) return lockDirectory(dir, lock);
   if (names.length > 0) {
     throw new Error(`${dir} is not empty and is not a Lacquer cache directory (no ${MARKER_FILE}); give cache.disk.path an empty or new directory`);
   }
   await writeFile(join(dir, MARKER_FILE), MARKER_CONTENT);
-  await lockDirectory(dir);
+  return lockDirectory(dir, lock);
 }
 

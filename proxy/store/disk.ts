@@ -5,7 +5,7 @@ import { withBody, type Entry } from '../cache/entry.js';
 import { idOf, newId, pathOf, writeAtomic } from './disk-files.js';
 import { encodeMeta, type EntryMeta, type MetaRecord } from './disk-format.js';
 import { DirectoryClaim } from './disk-claim.js';
-import { CLAIM_RETRY_MS } from './disk-lock.js';
+import { claimRetryMs, type LockInfo } from './disk-lock.js';
 import { scanDirectory, unlockDirectory, type ScanHost } from './disk-scan.js';
 import { DiskBodyWriter } from './disk-writer.js';
 import type { BodyWriter, RemovalReason, StoreListener, StreamingStore } from './store.js';
@@ -161,13 +161,14 @@ export class DiskStore implements StreamingStore, BodyOwner {
       dir: options.dir,
       ...(options.shared && { sharedWith: options.shared.lockHolder }),
       ...(options.claimRetryMs !== undefined && { retryMs: options.claimRetryMs }),
-      onClaimed: () => this.#claimedLater(),
+      onClaimed: (lock) => this.#claimedLater(lock),
       onFailed: (error) => {
         this.#unusable = asError(error);
         this.#options.onError?.(error, 'disk cache directory');
       },
+      onLost: (error) => this.#lostDirectory(error),
     });
-    this.#claimed = this.#claim.first;
+    this.#claimed = this.#claim.first.then(() => undefined);
     this.#claimed.catch(() => undefined);
     this.#ready = this.#boot();
   }
@@ -203,9 +204,11 @@ export class DiskStore implements StreamingStore, BodyOwner {
    * elsewhere) could not reach the files there: when a later claim takes the
    * directory, an entry found on it that was written before then is kept
    * only if `keep` says no purge since this process started names it
-   * (otherwise its files are removed). Not with workers: a record another
-   * worker wrote after a purge cannot be told from one written before it
-   * here, and removing it would pull it from under that worker's index.
+   * (otherwise its files are removed). With workers, "then" is when the
+   * primary took the directory (the lock records it): no worker writes before
+   * the lock names the primary, so every record older than that came from the
+   * other holder, and every worker applies the same purges (relayed), so each
+   * drops the same records.
    */
   keepFoundIf(keep: (key: string, tags: readonly string[]) => boolean): void {
     this.#keepFound = keep;
@@ -224,7 +227,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
           this.#unusable = asError(error);
           this.#options.onError?.(error, 'disk cache directory');
           if (this.#claim.retrying) {
-            const every = (this.#options.claimRetryMs ?? CLAIM_RETRY_MS) / 1000;
+            const every = (this.#options.claimRetryMs ?? claimRetryMs()) / 1000;
             this.#options.log?.(`disk cache: the disk tier is off (responses are not stored) until ${this.#options.dir} is free; trying again every ${every} s`);
           }
           this.#bootDone();
@@ -233,15 +236,44 @@ export class DiskStore implements StreamingStore, BodyOwner {
   }
 
   /** A claim tried again took the directory: the tier comes into use, with the boot scan it skipped. */
-  #claimedLater(): void {
+  #claimedLater(lock: LockInfo): void {
     this.#options.log?.(`disk cache: ${this.#options.dir} is free now (its holder stopped, or its lock went stale); the disk tier is in use`);
     this.#booting = true;
     this.#unusable = undefined;
+    // Write stamps are epoch microseconds (see #stamp). A worker takes its primary's moment; a lock without one (an older primary) none.
     if (this.#options.shared === undefined) this.#takenOverAt = this.#stamp();
+    else this.#takenOverAt = lock.claimedAt === undefined ? 0 : lock.claimedAt * 1000;
     this.#claimed = Promise.resolve();
     this.#ready = this.#boot().then(() => {
       if (this.#unusable === undefined) this.#options.log?.(`disk cache: index rebuilt from ${this.#options.dir} (${this.#entries} entries)`);
     });
+  }
+
+  /**
+   * The lock now names another holder: it took the directory over (this
+   * process stopped refreshing the lock for longer than its staleness window,
+   * or, for a worker, its primary lost it). The tier goes off and claims
+   * again, as while waiting at start. The index is let go of without touching
+   * the files: they are the other holder's now.
+   */
+  #lostDirectory(error: Error): void {
+    if (this.#closed) return;
+    this.#unusable = error;
+    this.#options.onError?.(error, 'disk cache directory');
+    const every = (this.#options.claimRetryMs ?? claimRetryMs()) / 1000;
+    this.#options.log?.(`disk cache: ${this.#options.dir} is another holder's now; the disk tier is off (responses are not stored) until it is free; trying again every ${every} s`);
+    for (const [key, record] of [...this.#keys]) {
+      this.#keys.delete(key);
+      for (const stored of variantsOf(record)) {
+        this.#bytes -= stored.entry.size;
+        this.#entries--;
+        this.#options.listener?.onRemove?.(stored.entry, 'delete');
+      }
+    }
+    for (const timer of this.#doomed.values()) clearTimeout(timer);
+    this.#doomed.clear();
+    this.#refs.clear();
+    this.#deleted.clear();
   }
 
   get booting(): boolean {
@@ -397,7 +429,8 @@ export class DiskStore implements StreamingStore, BodyOwner {
       const meta = toMeta(entry);
       await this.#track(writeAtomic(pathOf(this.#options.dir, metaId, 'meta'), encodeMeta({ entry: meta, body, written }), this.#temps));
       // A delete that happened while this was being written wins: the write is undone, as if it came first.
-      if ((this.#deleted.get(entry.key) ?? 0) > started || this.#closed) {
+      // So does losing the directory meanwhile (the index was let go of; the files are another holder's).
+      if ((this.#deleted.get(entry.key) ?? 0) > started || this.#closed || this.#unusable !== undefined) {
         this.#unlink(pathOf(this.#options.dir, metaId, 'meta'));
         return undefined;
       }

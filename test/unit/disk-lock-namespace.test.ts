@@ -79,7 +79,7 @@ describe('the directory lock across PID namespaces on one host', () => {
     const dir = join(root, String(dirs++));
     const store = openDisk(dir);
     await store.ready;
-    expect(readFileSync(join(dir, 'lacquer.lock'), 'utf8').trim().split(' ')).toEqual([String(process.pid), hostname(), expect.any(String), OWN_NAMESPACE]);
+    expect(readFileSync(join(dir, 'lacquer.lock'), 'utf8').trim().split(' ')).toEqual([String(process.pid), hostname(), expect.any(String), OWN_NAMESPACE, expect.stringMatching(/^claimed=\d+$/)]);
   });
 
   it.skipIf(OWN_NAMESPACE === undefined)('does not take over a fresh lock from another namespace, though its pid is dead here; the tier is off and tried again in the background', async () => {
@@ -122,7 +122,7 @@ describe('the directory lock across PID namespaces on one host', () => {
 
     expect(seen.logs.join('\n')).toContain('is free now');
     expect(seen.logs.join('\n')).toContain('index rebuilt');
-    expect(readFileSync(lock, 'utf8').trim().split(' ')).toEqual([String(process.pid), hostname(), expect.any(String), OWN_NAMESPACE]);
+    expect(readFileSync(lock, 'utf8').trim().split(' ')).toEqual([String(process.pid), hostname(), expect.any(String), OWN_NAMESPACE, expect.stringMatching(/^claimed=\d+$/)]);
     // The boot scan it skipped ran: what the other holder stored is found, and new entries are stored.
     expect(store.get('a')).toHaveLength(1);
     await store.set(testEntry('b'));
