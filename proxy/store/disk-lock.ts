@@ -10,9 +10,10 @@ import { LOCK_FILE } from './disk-files.js';
  * directory: another one's boot scan would take this one's files in
  * progress for crash leftovers.
  *
- * The lock file names the holder: `pid host nonce namespace`, the last its
- * PID namespace (`pid:[4026531836]`, read from /proc/self/ns/pid; left out
- * where /proc is missing). A pid alone says little in containers, where
+ * The lock file names the holder: `pid host nonce namespace claimed=<ms>`,
+ * the namespace its PID namespace (`pid:[4026531836]`, read from
+ * /proc/self/ns/pid; left out where /proc is missing), the last field when
+ * it took the directory (workers need it: see DiskStore.keepFoundIf). A pid alone says little in containers, where
  * every replica may be pid 1 on a shared volume, so:
  *  - the same nonce is this very process: a second store on the directory;
  *  - on the same host and in the same PID namespace, the pid is checked: a
@@ -78,6 +79,13 @@ export interface LockInfo {
 /** Attempts at one claim before a directory whose lock keeps changing under it is called held (tried again later). */
 const CLAIM_ROUNDS = 4;
 
+export interface LockOptions {
+  /** Milliseconds between heartbeats; default REFRESH_EVERY_MS (tests shorten it). */
+  readonly refreshMs?: number;
+  /** The lock was found naming another holder (see startHeartbeat); the heartbeat has stopped. */
+  readonly onLost?: (error: DirectoryHeldError) => void;
+}
+
 /**
  * Takes the directory's lock. The lock file is written whole under a name of
  * its own and link()ed into place, which fails if a lock is there: two
@@ -87,13 +95,6 @@ const CLAIM_ROUNDS = 4;
  * `onLost` hears if the lock is found naming another holder later on (see
  * startHeartbeat).
  */
-export interface LockOptions {
-  /** Milliseconds between heartbeats; default REFRESH_EVERY_MS (tests shorten it). */
-  readonly refreshMs?: number;
-  /** The lock was found naming another holder (see startHeartbeat); the heartbeat has stopped. */
-  readonly onLost?: (error: DirectoryHeldError) => void;
-}
-
 export async function lockDirectory(dir: string, options: LockOptions = {}): Promise<LockInfo> {
   const path = join(dir, LOCK_FILE);
   let refusal = 'other claimers taking it over at the same moment';
@@ -130,8 +131,8 @@ export async function removeStale(path: string, seen: string): Promise<boolean> 
   }
   const moved = await readFile(aside, 'utf8').catch(() => undefined);
   if (moved !== seen) {
-    // Another claimer's lock, written after ours was judged: it goes back. If a third one took the
-    // empty place meanwhile, that one holds the directory, and this one's heartbeat finds its lock lost.
+    // Another claimer's lock, written after this one judged the old one: it goes back. If a third claimer
+    // took the empty place meanwhile, that one holds the directory, and the other's heartbeat finds its lock lost.
     await link(aside, path).catch(() => undefined);
   }
   await unlink(aside).catch(() => undefined);
@@ -185,7 +186,10 @@ function otherNamespace(holder: Holder): boolean {
  * Puts this process's lock in place unless one is there: written whole under
  * a name of its own, then linked to the lock's name (link fails with EEXIST
  * where a file is). The lock's fields: `pid host nonce [namespace] claimed=<ms>`;
- * readers that know only the first four ignore the last.
+ * readers that know only the first four ignore the last. (Where this process
+ * has no namespace, such a reader that has one takes `claimed=` for one and
+ * judges the lock by its heartbeat: slower to take over a dead holder's lock,
+ * never quicker.)
  */
 async function placeLock(path: string, claimedAt: number): Promise<boolean> {
   const fields = [process.pid, HOST, NONCE, ...(NAMESPACE === undefined ? [] : [NAMESPACE]), `${CLAIMED_FIELD}${claimedAt}`];
@@ -241,7 +245,7 @@ function startHeartbeat(path: string, refreshMs: number, onLost: ((error: Direct
   const timer = setInterval(() => {
     if (busy) return;
     busy = true;
-    void refresh(path)
+    void refresh(path, () => heartbeats.get(path) === timer)
       .then((lostTo) => {
         if (lostTo === undefined || heartbeats.get(path) !== timer) return;
         clearInterval(timer);
@@ -256,9 +260,10 @@ function startHeartbeat(path: string, refreshMs: number, onLost: ((error: Direct
   heartbeats.set(path, timer);
 }
 
-/** One heartbeat: undefined while the lock is ours (refreshed), else whom it names now. */
-async function refresh(path: string): Promise<string | undefined> {
+/** One heartbeat: undefined while the lock is ours (refreshed), else whom it names now. `held`: not released meanwhile. */
+async function refresh(path: string, held: () => boolean): Promise<string | undefined> {
   let holder = await readHolder(path);
+  if (!held()) return undefined;
   if (holder === undefined && !(await placeLock(path, Date.now()).catch(() => false))) holder = await readHolder(path);
   if (holder !== undefined && holder.nonce !== NONCE) return `pid ${holder.pid}${holder.host === undefined ? '' : ` on ${holder.host}`}`;
   const now = new Date();

@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
+import { CLAIM_RETRY_ENV } from '../../proxy/store/disk-lock.js';
 import { claimDirectory, unlockDirectory } from '../../proxy/store/disk-scan.js';
 import { startLacquerProcess, type LacquerProcess } from '../helpers/child.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
@@ -59,12 +60,12 @@ function ask(base: string, path: string, options: { method?: string; headers?: R
   });
 }
 
-async function startWorkers(originUrl: string, yaml: string, cacheDir?: string): Promise<LacquerProcess> {
+async function startWorkers(originUrl: string, yaml: string, cacheDir?: string, env: Record<string, string> = {}): Promise<LacquerProcess> {
   const file = join(root, `config-${files++}.yaml`);
   writeFileSync(file, yaml);
   const args = ['--workers', String(WORKERS), '--origin', originUrl, '--config', file];
   if (cacheDir !== undefined) args.push('--cache-dir', cacheDir);
-  const lacquer = await startLacquerProcess(args, { LACQUER_WORKER_HEADER: '1' });
+  const lacquer = await startLacquerProcess(args, { LACQUER_WORKER_HEADER: '1', ...env });
   running.push(lacquer);
   return lacquer;
 }
@@ -86,6 +87,8 @@ async function untilEveryWorker(base: string, path: string, headers: Record<stri
 
 const MEMORY_ONLY = 'log:\n  level: warn\ncache:\n  disk:\n    enabled: false\n';
 const WITH_DISK = 'log:\n  level: warn\n';
+/** Claims of a held directory every 100 ms rather than every 5 s (an internal setting for tests; see disk-lock.ts). */
+const QUICK_CLAIMS = { [CLAIM_RETRY_ENV]: '100' };
 
 function cacheable(tag = 'all'): (request: unknown, response: ServerResponse) => void {
   return (_request, response) => {
@@ -255,7 +258,7 @@ describe('workers: 2', () => {
     expect(lacquer.output()).not.toContain('exited');
   });
 
-  it.skipIf(!existsSync('/proc/self/ns/pid'))('serves without the disk tier while a Lacquer in another PID namespace holds the directory, and takes it over once that lock is stale', async () => {
+  it.skipIf(!existsSync('/proc/self/ns/pid'))('serves without the disk tier while a Lacquer in another PID namespace holds the directory, and takes it over once that lock is stale', { timeout: 60_000 }, async () => {
     const origin = await startOrigin(cacheable());
     origins.push(origin);
     const dir = join(root, `disk-${files++}`);
@@ -267,7 +270,7 @@ describe('workers: 2', () => {
     // Its heartbeat, however long this test takes on a loaded machine.
     const heartbeat = setInterval(() => utimesSync(lock, new Date(), new Date()), 1_000);
     try {
-      const lacquer = await startWorkers(origin.url, WITH_DISK, dir);
+      const lacquer = await startWorkers(origin.url, WITH_DISK, dir, QUICK_CLAIMS);
       expect(lacquer.output()).toContain('the disk tier is off until it is free');
 
       // Every worker serves, passing requests to the origin; nothing is stored, the other lock is left alone.
@@ -301,6 +304,48 @@ describe('workers: 2', () => {
     } finally {
       clearInterval(heartbeat);
     }
+  });
+
+  it.skipIf(!existsSync('/proc/self/ns/pid'))('applies a tag purge made while the workers waited for the directory to the entries every worker finds once the primary takes it over', { timeout: 60_000 }, async () => {
+    const origin = await startOrigin((request: { url?: string }, response: ServerResponse) => {
+      response.writeHead(200, { 'cache-control': 'max-age=600', 'surrogate-key': `all ${String(request.url).slice(1)}` });
+      response.end(`body of ${String(request.url)}`);
+    });
+    origins.push(origin);
+    const dir = join(root, `disk-${files++}`);
+    // A single process stores /p and /q there and stops.
+    const single = await startLacquerProcess(['--origin', origin.url, '--cache-dir', dir]);
+    running.push(single);
+    for (const path of ['/p', '/q']) expect(String((await ask(single.url, path)).headers['cache-status'])).toContain('stored');
+    expect(await single.stop('SIGTERM')).toBe(0);
+
+    // Now another container with this hostname holds the directory, its lock fresh.
+    const lock = join(dir, 'lacquer.lock');
+    writeFileSync(lock, `1 ${hostname()} their-nonce pid:[1]\n`);
+    const heartbeat = setInterval(() => utimesSync(lock, new Date(), new Date()), 1_000);
+    let lacquer: LacquerProcess;
+    try {
+      lacquer = await startWorkers(origin.url, WITH_DISK, dir, QUICK_CLAIMS);
+      expect(lacquer.output()).toContain('the disk tier is off until it is free');
+      // Relayed to every worker; nothing is indexed yet, so it finds nothing.
+      const purge = await ask(adminUrl(lacquer), '/purge', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tags: ['q'] }) });
+      expect(purge.status).toBe(200);
+    } finally {
+      clearInterval(heartbeat);
+    }
+    const longAgo = new Date(Date.now() - 120_000);
+    utimesSync(lock, longAgo, longAgo);
+    await lacquer.waitFor('is free now', 30_000);
+
+    // Every worker comes to serve /p from the directory...
+    const onlyCached = { 'cache-control': 'only-if-cached' };
+    const hits = await untilEveryWorker(lacquer.url, '/p', onlyCached, (answer) => answer.status === 200);
+    for (const answer of hits.values()) expect(answer.body).toBe('body of /p');
+    // ...and none serves /q: its files were there, but the purge made meanwhile applies to them.
+    const purged = await untilEveryWorker(lacquer.url, '/q', onlyCached, () => true);
+    for (const answer of purged.values()) expect(answer.status).toBe(504);
+    expect(origin.hits()).toBe(2);
+    expect(await lacquer.stop('SIGTERM')).toBe(0);
   });
 
   it('exits with status 1 when the workers cannot start, without restarting them', async () => {

@@ -111,6 +111,22 @@ describe('taking a stale lock over', () => {
   });
 });
 
+describe('the boot scan', () => {
+  it("leaves alone a lock another claimer is writing or taking over this very moment (not a foreign file)", async () => {
+    const dir = await cacheDirWithEntries();
+    const writing = join(dir, 'lacquer.lock.0123.new');
+    const aside = join(dir, 'lacquer.lock.4567.stale');
+    writeFileSync(writing, `4242 ${hostname()} their-nonce\n`);
+    writeFileSync(aside, `4243 ${hostname()} other-nonce\n`);
+    const seen: Seen = { errors: [], logs: [] };
+    const store = openDisk(dir, seen);
+    await store.ready;
+    expect(store.get('a')).toHaveLength(1);
+    expect(existsSync(writing) && existsSync(aside)).toBe(true);
+    expect(seen.logs.join('\n')).not.toContain('unexpected');
+  });
+});
+
 describe('losing the lock', () => {
   it.skipIf(OWN_NAMESPACE === undefined)('turns the tier off when its lock is found naming another holder, lets go of its index, and claims again until that lock goes stale', async () => {
     const dir = await cacheDirWithEntries();
