@@ -148,6 +148,8 @@ export class DiskStore implements StreamingStore, BodyOwner {
   #booting = true;
   #lastStamp = 0;
   #unusable: Error | undefined;
+  /** Times the directory was lost to another holder (a boot scan from before stops acting on it). */
+  #losses = 0;
   #closed = false;
   /** Metadata ids other workers removed while the boot scan runs: the scan must not bring them back. */
   readonly #removedByPeers = new Set<string>();
@@ -258,6 +260,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
    */
   #lostDirectory(error: Error): void {
     if (this.#closed) return;
+    this.#losses++;
     this.#unusable = error;
     this.#options.onError?.(error, 'disk cache directory');
     const every = (this.#options.claimRetryMs ?? claimRetryMs()) / 1000;
@@ -717,14 +720,19 @@ export class DiskStore implements StreamingStore, BodyOwner {
   }
 
   #scanHost(): ScanHost {
+    // A scan still running when the directory is lost (see #lostDirectory) neither indexes nor removes anything more: the files are another holder's.
+    const losses = this.#losses;
+    const current = () => this.#losses === losses;
     return {
       clock: this.#options.clock,
       temps: this.#temps,
       log: (message) => this.#options.log?.(message),
-      unlink: (path) => this.#unlink(path),
+      unlink: (path) => {
+        if (current()) this.#unlink(path);
+      },
       isFresh: (id) => this.#fresh.has(id) || this.#refs.has(id) || this.#doomed.has(id),
       ...(this.#options.shared && { sharedSince: this.#options.shared.since }),
-      adopt: (record, metaId) => this.#adopt(record, metaId),
+      adopt: (record, metaId) => (current() ? this.#adopt(record, metaId) : 'known'),
     };
   }
 
