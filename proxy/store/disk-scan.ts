@@ -46,8 +46,15 @@ export async function scanDirectory(dir: string, host: ScanHost): Promise<void> 
   for (const top of await readdir(dir, { withFileTypes: true })) {
     const path = join(dir, top.name);
     if (top.name === MARKER_FILE || top.name === LOCK_FILE || top.name === PURGE_POSITION_FILE || top.name === 'lost+found') continue;
-    // A lock being written or checked by a claimer (disk-lock.ts), maybe another process's this very moment.
-    if (top.name.startsWith(`${LOCK_FILE}.`)) continue;
+    // A lock being written or taken over by a claimer (disk-lock.ts), maybe another process's this very moment;
+    // it is there for a moment, so one still there a minute later was left by a crash in between.
+    if (top.name.startsWith(`${LOCK_FILE}.`)) {
+      if (await modifiedBefore(path, Date.now() - LOCK_LEFTOVER_AFTER_MS)) {
+        host.log(`disk cache: removed a lock file left by an interrupted claim, ${path}`);
+        host.unlink(path);
+      }
+      continue;
+    }
     if (!top.isDirectory() || !SUBDIR.test(top.name)) {
       skipForeign(path, top.isDirectory(), host);
       continue;
@@ -125,6 +132,22 @@ async function leftOver(path: string, name: string, host: ScanHost): Promise<boo
   } catch {
     return false;
   }
+}
+
+/** How old a claimer's lock file (written, or moved aside) must be to be taken for a crash's leftover. */
+const LOCK_LEFTOVER_AFTER_MS = 60_000;
+
+/**
+ * Whether the file was last modified before `time` (epoch ms). A stale lock
+ * moved aside keeps its old time: removing it under its claimer only makes
+ * that claimer look again (disk-lock.ts removeStale); a live holder's lock
+ * moved aside a moment is recent, and is left.
+ */
+async function modifiedBefore(path: string, time: number): Promise<boolean> {
+  return stat(path).then(
+    (info) => info.mtimeMs < time,
+    () => false,
+  );
 }
 
 /** With other workers writing, a body the listing missed may have been renamed into place after its directory was read. */

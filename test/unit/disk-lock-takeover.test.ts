@@ -125,6 +125,21 @@ describe('the boot scan', () => {
     expect(existsSync(writing) && existsSync(aside)).toBe(true);
     expect(seen.logs.join('\n')).not.toContain('unexpected');
   });
+
+  it('removes such a file still there a minute later: left by a claim a crash interrupted', async () => {
+    const dir = await cacheDirWithEntries();
+    const left = join(dir, 'lacquer.lock.89ab.new');
+    const recent = join(dir, 'lacquer.lock.cdef.new');
+    writeFileSync(left, `4242 ${hostname()} their-nonce\n`);
+    writeFileSync(recent, `4243 ${hostname()} other-nonce\n`);
+    age(left, 120_000);
+    const seen: Seen = { errors: [], logs: [] };
+    const store = openDisk(dir, seen);
+    await store.ready;
+    await until(() => !existsSync(left), 'the leftover removed');
+    expect(existsSync(recent)).toBe(true);
+    expect(seen.logs.join('\n')).toContain(`removed a lock file left by an interrupted claim, ${left}`);
+  });
 });
 
 describe('losing the lock', () => {
