@@ -1,6 +1,6 @@
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { ServerResponse } from 'node:http';
@@ -68,6 +68,17 @@ async function startWorkers(originUrl: string, yaml: string, cacheDir?: string, 
   const lacquer = await startLacquerProcess(args, { LACQUER_WORKER_HEADER: '1', ...env });
   running.push(lacquer);
   return lacquer;
+}
+
+/** Waits until `lacquer_disk_tier_in_use` (summed over the workers) reads `count`. */
+async function untilInUse(lacquer: LacquerProcess, count: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const seen = (await scrape(adminUrl(lacquer))).get('lacquer_disk_tier_in_use');
+    if (seen === count) return;
+    if (Date.now() > deadline) throw new Error(`lacquer_disk_tier_in_use still ${seen}, not ${count}, after 30 s:\n${lacquer.output()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 function adminUrl(lacquer: LacquerProcess): string {
@@ -268,7 +279,7 @@ describe('workers: 2', () => {
     const lock = join(dir, 'lacquer.lock');
     writeFileSync(lock, `1 ${hostname()} their-nonce pid:[1]\n`);
     // Its heartbeat, however long this test takes on a loaded machine.
-    const heartbeat = setInterval(() => utimesSync(lock, new Date(), new Date()), 1_000);
+    let heartbeat = setInterval(() => utimesSync(lock, new Date(), new Date()), 1_000);
     try {
       const lacquer = await startWorkers(origin.url, WITH_DISK, dir, QUICK_CLAIMS);
       expect(lacquer.output()).toContain('the disk tier is off until it is free');
@@ -299,6 +310,22 @@ describe('workers: 2', () => {
       }
       // Summed over the workers: both use it.
       expect((await scrape(adminUrl(lacquer))).get('lacquer_disk_tier_in_use')).toBe(WORKERS);
+
+      // The other Lacquer takes the directory back (as if this one had been stopped for longer than 30 s), its lock written whole.
+      const theirs = `${lock}.test`;
+      writeFileSync(theirs, `1 ${hostname()} their-second-nonce pid:[1]\n`);
+      renameSync(theirs, lock);
+      heartbeat = setInterval(() => utimesSync(lock, new Date(), new Date()), 1_000);
+      await lacquer.waitFor('was taken over by pid 1', 30_000);
+      // Every worker's tier goes off, and the primary leaves that lock alone.
+      await untilInUse(lacquer, 0);
+      expect(readFileSync(lock, 'utf8')).toContain('their-second-nonce');
+      // Once it goes stale, the primary takes it again and every worker follows.
+      clearInterval(heartbeat);
+      utimesSync(lock, longAgo, longAgo);
+      await untilInUse(lacquer, WORKERS);
+      expect(readFileSync(lock, 'utf8').split(' ')[0]).toBe(String(lacquer.child.pid));
+
       expect(await lacquer.stop('SIGTERM')).toBe(0);
       expect(existsSync(lock)).toBe(false);
     } finally {
