@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DirectoryClaim } from '../../proxy/store/disk-claim.js';
-import { removeStale } from '../../proxy/store/disk-lock.js';
+import { removeStale, unlockDirectory } from '../../proxy/store/disk-lock.js';
 import { DiskStore } from '../../proxy/store/disk.js';
 import { testEntry } from '../contract/store-contract.js';
 import { tempDir } from '../helpers/tempdir.js';
@@ -250,7 +250,7 @@ describe('a claim tried again in the background', () => {
       },
       onFailed: (error) => failures.push(error),
     });
-    open.push({ close: () => claim.stop() });
+    open.push({ close: () => claim.stop().then(() => unlockDirectory(dir)) });
     await expect(claim.first).rejects.toThrow(/in use by another Lacquer process/);
     age(lock, 120_000);
     await until(() => failures.length > 0, 'the failure reported');
