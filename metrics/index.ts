@@ -15,7 +15,7 @@ import { createMetrics, type LacquerMetrics } from './registry.js';
 
 export interface Tier {
   readonly tier: string;
-  readonly store: Pick<Store, 'stats'> & { slabStats?(): { bytes: number; usedBytes: number; liveBytes: number } };
+  readonly store: Pick<Store, 'stats'> & { slabStats?(): { bytes: number; usedBytes: number; liveBytes: number }; readonly inUse?: boolean };
 }
 
 export interface AttachOptions {
@@ -55,6 +55,7 @@ export function createObservability(config: Config): Observability {
         tiers: () => tiers.map(({ tier, store }) => ({ tier, stats: store.stats() })),
         relay: () => relay?.(),
         slabs: () => tiers.find(({ store }) => store.slabStats !== undefined)?.store.slabStats?.(),
+        ...(config.cache.disk.enabled && { diskInUse: () => tiers.find(({ tier }) => tier === 'disk')?.store.inUse === true }),
       })
     : undefined;
   const observer = new ProxyObserver(metrics);

@@ -41,6 +41,8 @@ export interface ScrapeSources {
   readonly relay?: () => { connected: boolean; queued: number } | undefined;
   /** The memory tier's body slabs (proxy/store/slabs.ts). */
   readonly slabs?: () => { bytes: number; usedBytes: number; liveBytes: number } | undefined;
+  /** Set with a disk tier: whether it is in use (not while another holder keeps its directory, or it was refused). */
+  readonly diskInUse?: () => boolean;
 }
 
 export interface LacquerMetrics {
@@ -194,6 +196,17 @@ export function createMetrics(sources: ScrapeSources): LacquerMetrics {
       this.labels('held').set(slabs.liveBytes);
     },
   });
+  const diskInUse = sources.diskInUse;
+  if (diskInUse !== undefined) {
+    new Gauge({
+      name: `${PREFIX}disk_tier_in_use`,
+      help: 'Whether the disk tier stores and answers (1), or is off (0): its directory is held by another Lacquer (it is claimed again every 5 s) or was refused. With workers, the number of workers whose disk tier is in use.',
+      registers,
+      collect() {
+        this.set(diskInUse() ? 1 : 0);
+      },
+    });
+  }
   const evictions = new Counter({
     name: `${PREFIX}store_evictions_total`,
     help: 'Entries evicted to make room (size bound or variant cap), by tier.',

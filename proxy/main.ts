@@ -91,6 +91,11 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
       proxy.app.log.warn({ err: error, context }, context);
     },
   });
+  if (built.kind === 'tiered') {
+    // Entries a later claim of the directory finds: purges made here meanwhile apply to them (see DiskStore.keepFoundIf).
+    const since = proxy.flow.invalidations.stamp();
+    built.store.disk.keepFoundIf((key, tags) => proxy.flow.invalidations.mayStore(key, since, tags));
+  }
   const readiness: (() => ReadinessPart)[] = [];
   const admin = buildAdminServer({ origin, logger, parts: () => readiness.map((part) => part()) });
   shared?.store.watchPurges(proxy.flow.invalidations);
@@ -104,6 +109,8 @@ export async function startLacquer(config: Config, options: StartOptions = {}): 
     const started = performance.now();
     // Serving starts at once; entries become hits as the scan finds them.
     void built.store.ready.then(() => {
+      // Off (directory held elsewhere, or refused): that is logged instead, and so is a later takeover's rebuild.
+      if (!built.store.disk.inUse) return;
       const { entries, bytes } = built.store.stats();
       proxy.app.log.info({ dir: built.dir, entries, bytes, ms: Math.round(performance.now() - started) }, 'disk cache index rebuilt');
     });

@@ -4,7 +4,9 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import type { Config } from '../../config/types.js';
 import { aggregateWorkers, retire, type MetricsJson } from '../../metrics/cluster-aggregate.js';
 import { PREFIX } from '../../metrics/registry.js';
-import { claimDirectory, unlockDirectory } from '../store/disk-scan.js';
+import { DirectoryClaim } from '../store/disk-claim.js';
+import { claimRetryMs, DirectoryHeldError } from '../store/disk-lock.js';
+import { unlockDirectory } from '../store/disk-scan.js';
 import { restartDelay, type BackoffOptions } from './backoff.js';
 import { Gatherer } from './gather.js';
 import { isWorkerMessage, WORKER_ENV, type PrimaryMessage, type WorkerMessage } from './messages.js';
@@ -55,13 +57,28 @@ export async function runPrimary(options: PrimaryOptions): Promise<void> {
   const fail = (message: string) => process.stderr.write(`lacquer: ${message}\n`);
 
   // The primary holds the disk tier's lock for all its workers, so no other Lacquer can use the directory.
+  // While another holder keeps it, the workers serve without their disk tier, and the primary (and each
+  // worker, waiting for the lock to name the primary) tries again in the background, as a single process does.
   const dir = config.cache.disk.enabled ? resolve(process.cwd(), config.cache.disk.path) : undefined;
-  if (dir !== undefined) {
+  const claim =
+    dir === undefined
+      ? undefined
+      : new DirectoryClaim({
+          dir,
+          onClaimed: () => say(`disk cache: ${dir} is free now; the workers' disk tier comes into use`),
+          onFailed: (error) => fail(`disk cache: ${messageOf(error)}; the disk tier stays off`),
+          // Each worker sees the lock name another holder too, and goes off and waits, as the primary does.
+          onLost: (error) => fail(`disk cache: ${error.message}; the workers' disk tier is off until it is free (trying again every ${claimRetryMs() / 1000} s)`),
+        });
+  if (claim !== undefined) {
     try {
-      await claimDirectory(dir);
+      await claim.first;
     } catch (error) {
-      fail(`could not start: ${error instanceof Error ? error.message : String(error)}`);
-      process.exit(1);
+      if (!(error instanceof DirectoryHeldError)) {
+        fail(`could not start: ${messageOf(error)}`);
+        process.exit(1);
+      }
+      fail(`disk cache: ${error.message}; the disk tier is off until it is free (trying again every ${claimRetryMs() / 1000} s)`);
     }
   }
 
@@ -197,8 +214,11 @@ export async function runPrimary(options: PrimaryOptions): Promise<void> {
     if (finished || slots.some((slot) => slot.worker !== undefined)) return;
     finished = true;
     const done = () => process.exit(exitCode);
-    if (dir === undefined) return done();
-    unlockDirectory(dir).then(done, done);
+    if (dir === undefined || claim === undefined) return done();
+    claim
+      .stop()
+      .then(() => unlockDirectory(dir))
+      .then(done, done);
   };
   const shutdown = (code: number, why?: string) => {
     if (stopping) return;
@@ -247,4 +267,8 @@ export async function runPrimary(options: PrimaryOptions): Promise<void> {
   };
 
   for (const slot of slots) fork(slot);
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

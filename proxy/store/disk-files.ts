@@ -9,7 +9,8 @@ import { flat } from '../cache/compact.js';
  * over 256 subdirectories by the id's first two hex digits.
  *
  *   <dir>/lacquer-cache.json     marks the directory as a Lacquer cache
- *   <dir>/lacquer.lock           the pid of the process using it
+ *   <dir>/lacquer.lock           the process using it (disk-lock.ts)
+ *   <dir>/lacquer.lock.<id>.new  a lock being written, linked into place whole; .stale: one being taken over
  *   <dir>/ab/<id>.meta           an entry's metadata (disk-format.ts)
  *   <dir>/ab/<id>.body           a body, raw bytes
  *   <dir>/ab/<id>.<ext>.tmp      a file being written; renamed into place when complete

@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { CACHE_FILE, LOCK_FILE, MARKER_CONTENT, MARKER_FILE, PURGE_POSITION_FILE, SUBDIR, TEMP_FILE, writerOf } from './disk-files.js';
 import { decodeMeta, type MetaRecord } from './disk-format.js';
-import { checkSharedLock, isAlive, lockDirectory } from './disk-lock.js';
+import { checkSharedLock, isAlive, lockDirectory, type LockInfo, type LockOptions } from './disk-lock.js';
 
 export { unlockDirectory } from './disk-lock.js';
 
@@ -46,6 +46,15 @@ export async function scanDirectory(dir: string, host: ScanHost): Promise<void> 
   for (const top of await readdir(dir, { withFileTypes: true })) {
     const path = join(dir, top.name);
     if (top.name === MARKER_FILE || top.name === LOCK_FILE || top.name === PURGE_POSITION_FILE || top.name === 'lost+found') continue;
+    // A lock being written or taken over by a claimer (disk-lock.ts), maybe another process's this very moment;
+    // it is there for a moment, so one still there a minute later was left by a crash in between.
+    if (top.name.startsWith(`${LOCK_FILE}.`)) {
+      if (await modifiedBefore(path, Date.now() - LOCK_LEFTOVER_AFTER_MS)) {
+        host.log(`disk cache: removed a lock file left by an interrupted claim, ${path}`);
+        host.unlink(path);
+      }
+      continue;
+    }
     if (!top.isDirectory() || !SUBDIR.test(top.name)) {
       skipForeign(path, top.isDirectory(), host);
       continue;
@@ -125,6 +134,22 @@ async function leftOver(path: string, name: string, host: ScanHost): Promise<boo
   }
 }
 
+/** How old a claimer's lock file (written, or moved aside) must be to be taken for a crash's leftover. */
+const LOCK_LEFTOVER_AFTER_MS = 60_000;
+
+/**
+ * Whether the file was last modified before `time` (epoch ms). A stale lock
+ * moved aside keeps its old time: removing it under its claimer only makes
+ * that claimer look again (disk-lock.ts removeStale); a live holder's lock
+ * moved aside a moment is recent, and is left.
+ */
+async function modifiedBefore(path: string, time: number): Promise<boolean> {
+  return stat(path).then(
+    (info) => info.mtimeMs < time,
+    () => false,
+  );
+}
+
 /** With other workers writing, a body the listing missed may have been renamed into place after its directory was read. */
 async function renamedSince(metaPath: string, bodyId: string, host: ScanHost): Promise<boolean> {
   if (host.sharedSince === undefined) return false;
@@ -150,16 +175,16 @@ function skipForeign(path: string, isDirectory: boolean, host: ScanHost): void {
  * a non-empty directory without the marker file is refused, so a mistyped
  * path can never make Lacquer delete someone's files as "foreign".
  */
-export async function claimDirectory(dir: string, sharedWith?: number): Promise<void> {
+export async function claimDirectory(dir: string, sharedWith?: number, lock: LockOptions = {}): Promise<LockInfo> {
   if (sharedWith !== undefined) return checkSharedLock(dir, sharedWith);
   await mkdir(dir, { recursive: true });
   // lost+found is what a freshly made filesystem holds, e.g. a volume mounted here.
   const names = (await readdir(dir)).filter((name) => name !== 'lost+found');
-  if (names.includes(MARKER_FILE)) return lockDirectory(dir);
+  if (names.includes(MARKER_FILE)) return lockDirectory(dir, lock);
   if (names.length > 0) {
     throw new Error(`${dir} is not empty and is not a Lacquer cache directory (no ${MARKER_FILE}); give cache.disk.path an empty or new directory`);
   }
   await writeFile(join(dir, MARKER_FILE), MARKER_CONTENT);
-  await lockDirectory(dir);
+  return lockDirectory(dir, lock);
 }
 

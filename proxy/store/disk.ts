@@ -4,7 +4,9 @@ import { isFileBody, type BodyOwner, type FileBody } from '../cache/body.js';
 import { entryMeta, withBody, type Entry } from '../cache/entry.js';
 import { idOf, newId, pathOf, writeAtomic } from './disk-files.js';
 import { encodeMeta, type EntryMeta, type MetaRecord } from './disk-format.js';
-import { claimDirectory, scanDirectory, unlockDirectory, type ScanHost } from './disk-scan.js';
+import { DirectoryClaim } from './disk-claim.js';
+import { claimRetryMs, type LockInfo } from './disk-lock.js';
+import { scanDirectory, unlockDirectory, type ScanHost } from './disk-scan.js';
 import { DiskBodyWriter } from './disk-writer.js';
 import type { BodyWriter, RemovalReason, StoreListener, StreamingStore } from './store.js';
 
@@ -26,6 +28,8 @@ export interface DiskStoreOptions {
   onError?: (error: unknown, context: string) => void;
   /** Set when several processes of one machine (workers) share the directory; see DiskSharing. */
   shared?: DiskSharing;
+  /** Milliseconds between claims of a directory another holder keeps (tests shorten it). Default 5 s. */
+  claimRetryMs?: number;
 }
 
 /**
@@ -110,12 +114,19 @@ const BODY_GRACE_MS = 5_000;
  */
 export class DiskStore implements StreamingStore, BodyOwner {
   readonly maxObjectSize: number;
-  /** Settles when the boot scan has indexed every entry on disk. */
-  readonly ready: Promise<void>;
 
   readonly #options: DiskStoreOptions;
-  /** Settles once the directory is known to be ours; every write waits for it. */
-  readonly #claimed: Promise<void>;
+  readonly #claim: DirectoryClaim;
+  /** Settles once the directory is known to be ours; every write waits for it. Replaced when a later claim takes the directory. */
+  #claimed: Promise<void>;
+  /** See `ready`. */
+  #ready: Promise<void>;
+  /** Set once a claim succeeded. */
+  #claimedOnce = false;
+  /** See keepFoundIf. */
+  #keepFound: ((key: string, tags: readonly string[]) => boolean) | undefined;
+  /** Write stamp when a later claim took the directory (0: it never did); records older than it were written without this process's purges. */
+  #takenOverAt = 0;
   /** Key → variants, least recently used first. */
   readonly #keys = new Map<string, KeyRecord>();
   /** Keys put at the back of #keys so far (stores and touches). */
@@ -137,6 +148,8 @@ export class DiskStore implements StreamingStore, BodyOwner {
   #booting = true;
   #lastStamp = 0;
   #unusable: Error | undefined;
+  /** Times the directory was lost to another holder (a boot scan from before stops acting on it). */
+  #losses = 0;
   #closed = false;
   /** Metadata ids other workers removed while the boot scan runs: the scan must not bring them back. */
   readonly #removedByPeers = new Set<string>();
@@ -146,16 +159,124 @@ export class DiskStore implements StreamingStore, BodyOwner {
   constructor(options: DiskStoreOptions) {
     this.#options = options;
     this.maxObjectSize = Math.min(options.maxObjectSize, options.maxSize);
-    this.#claimed = claimDirectory(options.dir, options.shared?.lockHolder);
-    this.#claimed.catch(() => undefined);
-    this.ready = this.#claimed.then(() => scanDirectory(options.dir, this.#scanHost())).then(
-      () => this.#bootDone(),
-      (error: unknown) => {
-        this.#unusable = error instanceof Error ? error : new Error(String(error));
+    this.#claim = new DirectoryClaim({
+      dir: options.dir,
+      ...(options.shared && { sharedWith: options.shared.lockHolder }),
+      ...(options.claimRetryMs !== undefined && { retryMs: options.claimRetryMs }),
+      onClaimed: (lock) => this.#claimedLater(lock),
+      onFailed: (error) => {
+        this.#unusable = asError(error);
         this.#options.onError?.(error, 'disk cache directory');
-        this.#bootDone();
       },
-    );
+      onLost: (error) => this.#lostDirectory(error),
+    });
+    this.#claimed = this.#claim.first.then(() => undefined);
+    this.#claimed.catch(() => undefined);
+    this.#ready = this.#boot();
+  }
+
+  /**
+   * Settles when the boot scan has indexed every entry on disk, or once the
+   * directory is refused. If another holder keeps the directory, the disk
+   * tier is off (nothing is stored, lookups miss) while the claim is tried
+   * again in the background; when it succeeds the scan runs then, and this
+   * is the promise of that scan.
+   */
+  get ready(): Promise<void> {
+    return this.#ready;
+  }
+
+  /** Whether the tier stores and answers: its directory claimed (not refused since), the store open. */
+  get inUse(): boolean {
+    return this.#claimedOnce && this.#unusable === undefined && !this.#closed;
+  }
+
+  /** Whether the directory is held by another holder and claimed again on a timer (the disk tier is off meanwhile). */
+  get waitingForDirectory(): boolean {
+    return this.#unusable !== undefined && this.#claim.retrying;
+  }
+
+  /** Claims made in the background so far (diagnostics; tests wait on it). */
+  get claimAttempts(): number {
+    return this.#claim.attempts;
+  }
+
+  /**
+   * Purges this process made while its tier was off (the directory held
+   * elsewhere) could not reach the files there: when a later claim takes the
+   * directory, an entry found on it that was written before then is kept
+   * only if `keep` says no purge since this process started names it
+   * (otherwise its files are removed). With workers, "then" is when the
+   * primary took the directory (the lock records it): no worker writes before
+   * the lock names the primary, so every record older than that came from the
+   * other holder, and every worker applies the same purges (relayed), so each
+   * drops the same records.
+   */
+  keepFoundIf(keep: (key: string, tags: readonly string[]) => boolean): void {
+    this.#keepFound = keep;
+  }
+
+  /** Scans the directory once it is claimed; a refusal leaves the tier unusable (for now, if the claim is tried again). */
+  #boot(): Promise<void> {
+    return this.#claimed
+      .then(() => {
+        this.#claimedOnce = true;
+        return scanDirectory(this.#options.dir, this.#scanHost());
+      })
+      .then(
+        () => this.#bootDone(),
+        (error: unknown) => {
+          this.#unusable = asError(error);
+          this.#options.onError?.(error, 'disk cache directory');
+          if (this.#claim.retrying) {
+            const every = (this.#options.claimRetryMs ?? claimRetryMs()) / 1000;
+            this.#options.log?.(`disk cache: the disk tier is off (responses are not stored) until ${this.#options.dir} is free; trying again every ${every} s`);
+          }
+          this.#bootDone();
+        },
+      );
+  }
+
+  /** A claim tried again took the directory: the tier comes into use, with the boot scan it skipped. */
+  #claimedLater(lock: LockInfo): void {
+    this.#options.log?.(`disk cache: ${this.#options.dir} is free now (its holder stopped, or its lock went stale); the disk tier is in use`);
+    this.#booting = true;
+    this.#unusable = undefined;
+    // Write stamps are epoch microseconds (see #stamp). A worker takes its primary's moment; a lock without one (an older primary) none.
+    if (this.#options.shared === undefined) this.#takenOverAt = this.#stamp();
+    else this.#takenOverAt = lock.claimedAt === undefined ? 0 : lock.claimedAt * 1000;
+    this.#claimed = Promise.resolve();
+    this.#ready = this.#boot().then(() => {
+      if (this.#unusable === undefined) this.#options.log?.(`disk cache: index rebuilt from ${this.#options.dir} (${this.#entries} entries)`);
+    });
+  }
+
+  /**
+   * The lock now names another holder: it took the directory over (this
+   * process stopped refreshing the lock for longer than its staleness window,
+   * or, for a worker, its primary lost it). The tier goes off and claims
+   * again, as while waiting at start. The index is let go of without touching
+   * the files: they are the other holder's now.
+   */
+  #lostDirectory(error: Error): void {
+    if (this.#closed) return;
+    this.#losses++;
+    this.#unusable = error;
+    this.#options.onError?.(error, 'disk cache directory');
+    const every = (this.#options.claimRetryMs ?? claimRetryMs()) / 1000;
+    this.#options.log?.(`disk cache: ${this.#options.dir} is another holder's now; the disk tier is off (responses are not stored) until it is free; trying again every ${every} s`);
+    for (const [key, record] of [...this.#keys]) {
+      this.#keys.delete(key);
+      for (const stored of variantsOf(record)) {
+        this.#bytes -= stored.entry.size;
+        this.#entries--;
+        this.#options.listener?.onRemove?.(stored.entry, 'delete');
+      }
+    }
+    for (const timer of this.#doomed.values()) clearTimeout(timer);
+    this.#doomed.clear();
+    this.#refs.clear();
+    this.#deleted.clear();
   }
 
   get booting(): boolean {
@@ -311,7 +432,8 @@ export class DiskStore implements StreamingStore, BodyOwner {
       const meta = entryMeta(entry);
       await this.#track(writeAtomic(pathOf(this.#options.dir, metaId, 'meta'), encodeMeta({ entry: meta, body, written }), this.#temps));
       // A delete that happened while this was being written wins: the write is undone, as if it came first.
-      if ((this.#deleted.get(entry.key) ?? 0) > started || this.#closed) {
+      // So does losing the directory meanwhile (the index was let go of; the files are another holder's).
+      if ((this.#deleted.get(entry.key) ?? 0) > started || this.#closed || this.#unusable !== undefined) {
         this.#unlink(pathOf(this.#options.dir, metaId, 'meta'));
         return undefined;
       }
@@ -414,6 +536,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
   /** Waits for writes and removals in flight; the files stay for the next start. */
   async close(): Promise<void> {
     this.#closed = true;
+    await this.#claim.stop();
     await this.ready;
     while (this.#io.size > 0) await Promise.allSettled([...this.#io]);
     for (const [id, timer] of this.#doomed) {
@@ -597,14 +720,19 @@ export class DiskStore implements StreamingStore, BodyOwner {
   }
 
   #scanHost(): ScanHost {
+    // A scan still running when the directory is lost (see #lostDirectory) neither indexes nor removes anything more: the files are another holder's.
+    const losses = this.#losses;
+    const current = () => this.#losses === losses;
     return {
       clock: this.#options.clock,
       temps: this.#temps,
       log: (message) => this.#options.log?.(message),
-      unlink: (path) => this.#unlink(path),
+      unlink: (path) => {
+        if (current()) this.#unlink(path);
+      },
       isFresh: (id) => this.#fresh.has(id) || this.#refs.has(id) || this.#doomed.has(id),
       ...(this.#options.shared && { sharedSince: this.#options.shared.since }),
-      adopt: (record, metaId) => this.#adopt(record, metaId),
+      adopt: (record, metaId) => (current() ? this.#adopt(record, metaId) : 'known'),
     };
   }
 
@@ -617,6 +745,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
     const { entry: meta, body, written } = record;
     const current = this.#variants(meta.key).find((stored) => stored.entry.variant === meta.variant);
     if (current?.metaId === metaId) return 'known';
+    if (written < this.#takenOverAt && this.#keepFound !== undefined && !this.#keepFound(meta.key, meta.tags)) return 'superseded';
     if ((this.#deleted.get(meta.key) ?? 0) > written || this.#removedByPeers.has(metaId)) return 'superseded';
     if (current !== undefined && laterCopy(current, { written, metaId })) return 'superseded';
     this.#add({ entry: this.#indexedEntry(meta, body), metaId, bodyId: body.id, written, crc: body.crc | 0, moved: 0 });
@@ -640,4 +769,8 @@ function recordOf(stored: readonly Stored[], moved: number): KeyRecord {
   const only = stored[0]!;
   only.moved = moved;
   return only;
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
 }

@@ -6,7 +6,7 @@ import type { BodyWriter, StoreListener, StreamingStore } from './store.js';
 
 export interface TieredStoreOptions {
   memory: { maxSize: number; maxObjectSize: number };
-  disk: Pick<DiskStoreOptions, 'dir' | 'maxSize' | 'maxObjectSize' | 'shared'>;
+  disk: Pick<DiskStoreOptions, 'dir' | 'maxSize' | 'maxObjectSize' | 'shared' | 'claimRetryMs'>;
   maxVariants: number;
   clock: () => number;
   listener?: StoreListener;

@@ -32,6 +32,8 @@ export interface TestProxyOptions {
   errors?: unknown[];
   /** A directory for a tiered store (memory over disk, sized by config.cache.disk); default: a memory store only. */
   cacheDir?: string;
+  /** With cacheDir: milliseconds between claims of a directory another holder keeps (default 5 s). */
+  claimRetryMs?: number;
   /** Lines the store logs (skipped files and the like). */
   logs?: string[];
 }
@@ -45,7 +47,7 @@ export async function startProxy(originUrl: string, options: TestProxyOptions = 
       ? new MemoryStore({ maxSize: config.cache.memory.maxSize, maxVariants: config.cache.maxVariants, clock })
       : new TieredStore({
           memory: config.cache.memory,
-          disk: { dir: options.cacheDir, maxSize: config.cache.disk.maxSize, maxObjectSize: config.cache.disk.maxObjectSize },
+          disk: { dir: options.cacheDir, maxSize: config.cache.disk.maxSize, maxObjectSize: config.cache.disk.maxObjectSize, ...(options.claimRetryMs !== undefined && { claimRetryMs: options.claimRetryMs }) },
           maxVariants: config.cache.maxVariants,
           clock,
           log: (line) => options.logs?.push(line),
@@ -60,6 +62,11 @@ export async function startProxy(originUrl: string, options: TestProxyOptions = 
     random: options.random ?? (() => 0.5),
     onError: (error) => options.errors?.push(error),
   });
+  if (store instanceof TieredStore) {
+    // As main.ts wires it.
+    const since = flow.invalidations.stamp();
+    store.disk.keepFoundIf((key, tags) => flow.invalidations.mayStore(key, since, tags));
+  }
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;

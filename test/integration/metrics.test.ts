@@ -1,4 +1,7 @@
 import { channel } from 'node:diagnostics_channel';
+import { existsSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { defaults } from '../../config/schema.js';
 import type { Config } from '../../config/types.js';
@@ -10,6 +13,8 @@ import { wholeLacquerConfig } from '../helpers/lacquer.js';
 import { startOrigin, type OriginHandler, type TestOrigin } from '../helpers/origin.js';
 import { counterChanges, scrape, seriesKey, type Samples } from '../helpers/prometheus.js';
 import { fetchText, type TestResponse } from '../helpers/proxy.js';
+import { tempDir } from '../helpers/tempdir.js';
+import { claimDirectory, unlockDirectory } from '../../proxy/store/disk-scan.js';
 
 let origin: TestOrigin | undefined;
 let lacquer: RunningLacquer | undefined;
@@ -290,6 +295,45 @@ describe('GET /metrics after real traffic', () => {
       [seriesKey('lacquer_purge_duration_seconds_count', { kind: 'tag' })]: 2,
       [seriesKey('lacquer_purge_duration_seconds_count', { kind: 'url' })]: 1,
     });
+  });
+
+  it.skipIf(!existsSync('/proc/self/ns/pid'))('reports whether the disk tier is in use: 1 on its own directory, 0 while another Lacquer holds it, absent without one', async () => {
+    const root = tempDir('lacquer-metrics-disk-');
+    const withDisk = (dir: string) => (config: Config) => {
+      config.cache.disk.enabled = true;
+      config.cache.disk.path = dir;
+    };
+    const stop = async () => {
+      await lacquer?.close();
+      await origin?.close();
+      lacquer = undefined;
+      origin = undefined;
+    };
+    const cacheable: OriginHandler = (_request, response) => {
+      response.writeHead(200, { 'cache-control': 'max-age=60' });
+      response.end('body');
+    };
+    await start(cacheable, withDisk(join(root, 'own')));
+    // Answered once the write is done, so the claim of the directory is decided by then.
+    expect((await get('/a')).headers['cache-status']).toContain('stored');
+    expect((await metrics()).get('lacquer_disk_tier_in_use')).toBe(1);
+    await stop();
+
+    // Held by a Lacquer in another PID namespace on this host whose lock is fresh.
+    const held = join(root, 'held');
+    await claimDirectory(held);
+    await unlockDirectory(held);
+    writeFileSync(join(held, 'lacquer.lock'), `1 ${hostname()} their-nonce pid:[1]\n`);
+    await start(cacheable, withDisk(held));
+    expect((await get('/a')).headers['cache-status']).not.toContain('stored');
+    const samples = await metrics();
+    expect(samples.get('lacquer_disk_tier_in_use')).toBe(0);
+    // Each response it could not store is counted.
+    expect(samples.get(seriesKey('lacquer_store_errors_total', { operation: 'write' }))).toBe(1);
+    await stop();
+
+    await start((_request, response) => void response.end());
+    expect((await metrics()).has('lacquer_disk_tier_in_use')).toBe(false);
   });
 
   it('serves process metrics with the lacquer_ prefix and the Prometheus content type', async () => {

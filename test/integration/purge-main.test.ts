@@ -1,8 +1,9 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { defaults } from '../../config/schema.js';
+import { CLAIM_RETRY_ENV } from '../../proxy/store/disk-lock.js';
 import type { Config } from '../../config/types.js';
 import { startLacquer, type RunningLacquer } from '../../proxy/main.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
@@ -90,5 +91,59 @@ describe('purge in the composed proxy (proxy/main.ts)', () => {
     expect(JSON.parse((await purge('{"tags":["all"]}')).body).purged).toBe(2);
     await get('/q');
     expect(origin.hits()).toBe(4);
+  });
+
+  it.skipIf(!existsSync('/proc/self/ns/pid'))('applies a tag purge made while the disk tier waited for its directory to the entries it finds there once it takes it over', { timeout: 60_000 }, async () => {
+    origin = await startOrigin((request, response, count) => {
+      response.writeHead(200, { 'cache-control': 'max-age=600', 'surrogate-key': `all ${request.url.slice(1)}` });
+      response.end(`#${count}`);
+    });
+    const base = defaults();
+    const dir = mkdtempSync(join(tmpdir(), 'lacquer-purge-takeover-'));
+    const config: Config = {
+      ...base,
+      listen: { host: '127.0.0.1', port: 0 },
+      admin: { host: '127.0.0.1', port: 0 },
+      origin: { ...base.origin, url: origin.url },
+      log: { level: 'silent' },
+      cache: { ...base.cache, disk: { ...base.cache.disk, path: dir } },
+    };
+    lacquer = await startLacquer(config);
+    const get = (path: string, headers: Record<string, string> = {}) => fetchText(lacquer!.proxyUrl + path, { headers: { host: 'api.example', ...headers } });
+    for (const path of ['/p', '/q']) expect((await get(path)).headers['cache-status']).toContain('stored');
+    await lacquer.close();
+
+    // The directory is now held by a Lacquer in another PID namespace on this host, its lock fresh.
+    const lock = join(dir, 'lacquer.lock');
+    writeFileSync(lock, `1 ${hostname()} their-nonce pid:[1]\n`);
+    // Its heartbeat, however long this takes on a loaded machine.
+    const heartbeat = setInterval(() => utimesSync(lock, new Date(), new Date()), 1_000);
+    // Claims every 100 ms rather than every 5 s (an internal setting for tests; read when the disk tier starts).
+    process.env[CLAIM_RETRY_ENV] = '100';
+    try {
+      lacquer = await startLacquer(config);
+      // Nothing indexed while the tier is off: the purge finds nothing to remove here.
+      expect((await get('/q', { 'cache-control': 'only-if-cached' })).status).toBe(504);
+      expect(JSON.parse((await fetchText(`${lacquer.adminUrl}/purge`, { method: 'POST', body: '{"tags":["q"]}' })).body).purged).toBe(0);
+    } finally {
+      clearInterval(heartbeat);
+      delete process.env[CLAIM_RETRY_ENV];
+    }
+
+    const longAgo = new Date(Date.now() - 120_000);
+    utimesSync(lock, longAgo, longAgo);
+    // Claimed again every 100 ms: wait (without asking the origin) until the entry that was not purged is served.
+    const deadline = Date.now() + 30_000;
+    while ((await get('/p', { 'cache-control': 'only-if-cached' })).status !== 200) {
+      if (Date.now() > deadline) throw new Error('the directory was not taken over within 30 s');
+      await new Promise((done) => setTimeout(done, 50));
+    }
+    expect((await get('/p')).headers['cache-status']).toContain('hit');
+    // The purged one is not: the file was there, but the purge made meanwhile applies to it.
+    const hits = origin.hits();
+    const q = await get('/q');
+    expect(q.headers['cache-status']).not.toContain('hit');
+    expect(q.body).toBe(`#${hits + 1}`);
+    expect(origin.hits()).toBe(hits + 1);
   });
 });

@@ -1,11 +1,15 @@
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
+import { CLAIM_RETRY_ENV } from '../../proxy/store/disk-lock.js';
+import { claimDirectory, unlockDirectory } from '../../proxy/store/disk-scan.js';
 import { startLacquerProcess, type LacquerProcess } from '../helpers/child.js';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
+import { scrape } from '../helpers/prometheus.js';
 import { tempDir } from '../helpers/tempdir.js';
 
 /**
@@ -56,14 +60,25 @@ function ask(base: string, path: string, options: { method?: string; headers?: R
   });
 }
 
-async function startWorkers(originUrl: string, yaml: string, cacheDir?: string): Promise<LacquerProcess> {
+async function startWorkers(originUrl: string, yaml: string, cacheDir?: string, env: Record<string, string> = {}): Promise<LacquerProcess> {
   const file = join(root, `config-${files++}.yaml`);
   writeFileSync(file, yaml);
   const args = ['--workers', String(WORKERS), '--origin', originUrl, '--config', file];
   if (cacheDir !== undefined) args.push('--cache-dir', cacheDir);
-  const lacquer = await startLacquerProcess(args, { LACQUER_WORKER_HEADER: '1' });
+  const lacquer = await startLacquerProcess(args, { LACQUER_WORKER_HEADER: '1', ...env });
   running.push(lacquer);
   return lacquer;
+}
+
+/** Waits until `lacquer_disk_tier_in_use` (summed over the workers) reads `count`. */
+async function untilInUse(lacquer: LacquerProcess, count: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const seen = (await scrape(adminUrl(lacquer))).get('lacquer_disk_tier_in_use');
+    if (seen === count) return;
+    if (Date.now() > deadline) throw new Error(`lacquer_disk_tier_in_use still ${seen}, not ${count}, after 30 s:\n${lacquer.output()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 function adminUrl(lacquer: LacquerProcess): string {
@@ -83,6 +98,8 @@ async function untilEveryWorker(base: string, path: string, headers: Record<stri
 
 const MEMORY_ONLY = 'log:\n  level: warn\ncache:\n  disk:\n    enabled: false\n';
 const WITH_DISK = 'log:\n  level: warn\n';
+/** Claims of a held directory every 100 ms rather than every 5 s (an internal setting for tests; see disk-lock.ts). */
+const QUICK_CLAIMS = { [CLAIM_RETRY_ENV]: '100' };
 
 function cacheable(tag = 'all'): (request: unknown, response: ServerResponse) => void {
   return (_request, response) => {
@@ -250,6 +267,112 @@ describe('workers: 2', () => {
     // Every worker now wants the token: a PURGE from loopback without it is refused wherever it lands.
     for (let i = 0; i < 6; i++) expect((await fetch(`${lacquer.url}/h`, { method: 'PURGE' })).status).toBe(401);
     expect(lacquer.output()).not.toContain('exited');
+  });
+
+  it.skipIf(!existsSync('/proc/self/ns/pid'))('serves without the disk tier while a Lacquer in another PID namespace holds the directory, and takes it over once that lock is stale', { timeout: 60_000 }, async () => {
+    const origin = await startOrigin(cacheable());
+    origins.push(origin);
+    const dir = join(root, `disk-${files++}`);
+    await claimDirectory(dir);
+    await unlockDirectory(dir);
+    // Another container with this hostname on the same volume, its primary pid 1 as well (alive here too: our init).
+    const lock = join(dir, 'lacquer.lock');
+    writeFileSync(lock, `1 ${hostname()} their-nonce pid:[1]\n`);
+    // Its heartbeat, however long this test takes on a loaded machine.
+    let heartbeat = setInterval(() => utimesSync(lock, new Date(), new Date()), 1_000);
+    try {
+      const lacquer = await startWorkers(origin.url, WITH_DISK, dir, QUICK_CLAIMS);
+      expect(lacquer.output()).toContain('the disk tier is off until it is free');
+
+      // Every worker serves, passing requests to the origin; nothing is stored, the other lock is left alone.
+      const passed = await untilEveryWorker(lacquer.url, '/n', {}, (answer) => answer.status === 200);
+      for (const answer of passed.values()) {
+        expect(answer.body).toBe('cached body');
+        expect(answer.headers['cache-status']).not.toContain('stored');
+      }
+      expect(readFileSync(lock, 'utf8')).toContain('their-nonce');
+      expect((await scrape(adminUrl(lacquer))).get('lacquer_disk_tier_in_use')).toBe(0);
+
+      clearInterval(heartbeat);
+      const longAgo = new Date(Date.now() - 120_000);
+      utimesSync(lock, longAgo, longAgo);
+      await lacquer.waitFor('is free now', 30_000);
+      expect(readFileSync(lock, 'utf8').split(' ')[0]).toBe(String(lacquer.child.pid));
+      // Each worker's disk tier comes into use once it sees the lock name the primary: then every one answers hits.
+      const hit = new Set<number>();
+      const deadline = Date.now() + 30_000;
+      while (hit.size < WORKERS) {
+        if (Date.now() > deadline) throw new Error(`only workers ${[...hit].join(', ')} answered hits within 30 s`);
+        const answer = await ask(lacquer.url, '/n');
+        expect(answer.body).toBe('cached body');
+        if (String(answer.headers['cache-status']).includes('hit')) hit.add(answer.worker);
+        else await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      // Summed over the workers: both use it.
+      expect((await scrape(adminUrl(lacquer))).get('lacquer_disk_tier_in_use')).toBe(WORKERS);
+
+      // The other Lacquer takes the directory back (as if this one had been stopped for longer than 30 s), its lock written whole.
+      const theirs = `${lock}.test`;
+      writeFileSync(theirs, `1 ${hostname()} their-second-nonce pid:[1]\n`);
+      renameSync(theirs, lock);
+      heartbeat = setInterval(() => utimesSync(lock, new Date(), new Date()), 1_000);
+      await lacquer.waitFor('was taken over by pid 1', 30_000);
+      // Every worker's tier goes off, and the primary leaves that lock alone.
+      await untilInUse(lacquer, 0);
+      expect(readFileSync(lock, 'utf8')).toContain('their-second-nonce');
+      // Once it goes stale, the primary takes it again and every worker follows.
+      clearInterval(heartbeat);
+      utimesSync(lock, longAgo, longAgo);
+      await untilInUse(lacquer, WORKERS);
+      expect(readFileSync(lock, 'utf8').split(' ')[0]).toBe(String(lacquer.child.pid));
+
+      expect(await lacquer.stop('SIGTERM')).toBe(0);
+      expect(existsSync(lock)).toBe(false);
+    } finally {
+      clearInterval(heartbeat);
+    }
+  });
+
+  it.skipIf(!existsSync('/proc/self/ns/pid'))('applies a tag purge made while the workers waited for the directory to the entries every worker finds once the primary takes it over', { timeout: 60_000 }, async () => {
+    const origin = await startOrigin((request: { url?: string }, response: ServerResponse) => {
+      response.writeHead(200, { 'cache-control': 'max-age=600', 'surrogate-key': `all ${String(request.url).slice(1)}` });
+      response.end(`body of ${String(request.url)}`);
+    });
+    origins.push(origin);
+    const dir = join(root, `disk-${files++}`);
+    // A single process stores /p and /q there and stops.
+    const single = await startLacquerProcess(['--origin', origin.url, '--cache-dir', dir]);
+    running.push(single);
+    for (const path of ['/p', '/q']) expect(String((await ask(single.url, path)).headers['cache-status'])).toContain('stored');
+    expect(await single.stop('SIGTERM')).toBe(0);
+
+    // Now another container with this hostname holds the directory, its lock fresh.
+    const lock = join(dir, 'lacquer.lock');
+    writeFileSync(lock, `1 ${hostname()} their-nonce pid:[1]\n`);
+    const heartbeat = setInterval(() => utimesSync(lock, new Date(), new Date()), 1_000);
+    let lacquer: LacquerProcess;
+    try {
+      lacquer = await startWorkers(origin.url, WITH_DISK, dir, QUICK_CLAIMS);
+      expect(lacquer.output()).toContain('the disk tier is off until it is free');
+      // Relayed to every worker; nothing is indexed yet, so it finds nothing.
+      const purge = await ask(adminUrl(lacquer), '/purge', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tags: ['q'] }) });
+      expect(purge.status).toBe(200);
+    } finally {
+      clearInterval(heartbeat);
+    }
+    const longAgo = new Date(Date.now() - 120_000);
+    utimesSync(lock, longAgo, longAgo);
+    await lacquer.waitFor('is free now', 30_000);
+
+    // Every worker comes to serve /p from the directory...
+    const onlyCached = { 'cache-control': 'only-if-cached' };
+    const hits = await untilEveryWorker(lacquer.url, '/p', onlyCached, (answer) => answer.status === 200);
+    for (const answer of hits.values()) expect(answer.body).toBe('body of /p');
+    // ...and none serves /q: its files were there, but the purge made meanwhile applies to them.
+    const purged = await untilEveryWorker(lacquer.url, '/q', onlyCached, () => true);
+    for (const answer of purged.values()) expect(answer.status).toBe(504);
+    expect(origin.hits()).toBe(2);
+    expect(await lacquer.stop('SIGTERM')).toBe(0);
   });
 
   it('exits with status 1 when the workers cannot start, without restarting them', async () => {
