@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { flat } from '../cache/compact.js';
 
@@ -60,26 +60,6 @@ export function pathOf(dir: string, id: string, kind: FileKind): string {
 export function idOf(path: string): string {
   const name = path.slice(path.length - 37, path.length - 5);
   return name;
-}
-
-/**
- * Writes a file under a temporary name, then renames it into place, so the
- * final name only ever holds a complete file, even after a kill -9. No fsync:
- * a process crash cannot lose written data; a power cut can, and the checks on
- * read then catch the damage.
- */
-export async function writeAtomic(path: string, data: Buffer, temps: Set<string>): Promise<void> {
-  const temp = tempPathOf(path);
-  temps.add(temp);
-  try {
-    await withSubdir(path, () => writeFile(temp, data, { flag: 'wx' }));
-    await rename(temp, path);
-  } catch (error) {
-    await unlink(temp).catch(() => undefined);
-    throw error;
-  } finally {
-    temps.delete(temp);
-  }
 }
 
 /** Creates the id's subdirectory on first use; never the cache directory itself, so a removed directory stays an error. */

@@ -2,10 +2,11 @@ import { unlink } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import { isFileBody, type BodyOwner, type FileBody } from '../cache/body.js';
 import { withBody, type Entry } from '../cache/entry.js';
-import { idOf, newId, pathOf, writeAtomic } from './disk-files.js';
+import { idOf, newId, pathOf } from './disk-files.js';
 import { encodeMeta, type EntryMeta, type MetaRecord } from './disk-format.js';
 import { claimDirectory, scanDirectory, unlockDirectory, type ScanHost } from './disk-scan.js';
 import { DiskBodyWriter } from './disk-writer.js';
+import { DiskWriteThread } from './disk-write-thread.js';
 import type { BodyWriter, RemovalReason, StoreListener, StreamingStore } from './store.js';
 
 export interface DiskStoreOptions {
@@ -131,6 +132,8 @@ export class DiskStore implements StreamingStore, BodyOwner {
   /** Body ids this process wrote while the boot scan runs; they are not orphans. */
   readonly #fresh = new Set<string>();
   readonly #io = new Set<Promise<unknown>>();
+  /** Writes whole entries (body and metadata) off the event loop; streamed bodies go through DiskBodyWriter. */
+  readonly #writer = new DiskWriteThread();
   readonly #doomed = new Map<string, NodeJS.Timeout>();
   /** Writes in flight per key: a delete leaves a tombstone only for a key being written (or during boot). */
   readonly #writing = new Map<string, number>();
@@ -302,14 +305,17 @@ export class DiskStore implements StreamingStore, BodyOwner {
     let held: string | undefined;
     try {
       await this.#claimed;
-      const { wrote, ...body } = await this.#storeBody(entry);
+      const { bytes, ...body } = this.#bodyFor(entry);
       held = body.id;
-      // A body written just now names its metadata file too (<id>.body, <id>.meta): the index then holds one id string, not two.
+      // A body written now names its metadata file too (<id>.body, <id>.meta): the index then holds one id string, not two.
       // Metadata rewritten for a body already stored (soft purge, freshening) takes a new id.
-      const metaId = wrote ? body.id : newId();
+      const metaId = bytes !== undefined ? body.id : newId();
       const written = this.#stamp();
       const meta = toMeta(entry);
-      await this.#track(writeAtomic(pathOf(this.#options.dir, metaId, 'meta'), encodeMeta({ entry: meta, body, written }), this.#temps));
+      const metaFile = { path: pathOf(this.#options.dir, metaId, 'meta'), data: encodeMeta({ entry: meta, body, written }) };
+      // One job for both files, the body first: the metadata that names a body is only ever renamed into place after it.
+      const files = bytes === undefined ? [metaFile] : [{ path: pathOf(this.#options.dir, body.id, 'body'), data: bytes }, metaFile];
+      await this.#track(this.#writer.write(files, this.#temps));
       // A delete that happened while this was being written wins: the write is undone, as if it came first.
       if ((this.#deleted.get(entry.key) ?? 0) > started || this.#closed) {
         this.#unlink(pathOf(this.#options.dir, metaId, 'meta'));
@@ -421,33 +427,31 @@ export class DiskStore implements StreamingStore, BodyOwner {
       this.#removeBody(id);
     }
     while (this.#io.size > 0) await Promise.allSettled([...this.#io]);
+    await this.#writer.close();
     // Shared, the lock is the primary's, released when it exits.
     if (this.#unusable === undefined && this.#options.shared === undefined) await unlockDirectory(this.#options.dir);
   }
 
-  /** Writes the body file, or finds the one already holding these bytes (then only metadata is written). */
-  async #storeBody(entry: Entry): Promise<{ id: string; length: number; crc: number; wrote: boolean }> {
+  /**
+   * The body file an entry's metadata will name, held: one already holding
+   * these bytes, or a new id whose file is to be written with `bytes`.
+   */
+  #bodyFor(entry: Entry): { id: string; length: number; crc: number; bytes?: Buffer } {
     const body = entry.body;
     if (isFileBody(body)) {
       if (body.owner !== this) throw new Error('a file body from another store cannot be stored here');
       const id = idOf(body.path);
       if (!this.#holdIfStored(id)) throw new Error(`body file ${body.path} is no longer stored`);
-      return { id, length: body.length, crc: body.crc, wrote: false };
+      return { id, length: body.length, crc: body.crc };
     }
     // An entry the memory tier shares with the index, stored again (soft purge, freshening): its bytes are in a file already.
     // The same bytes may also be another copy (the memory tier moves bodies out of sparse slabs; an origin may answer anew with the same body): compared, not written again.
     const known = this.#variants(entry.key).find((item) => item.entry.body === body || (Buffer.isBuffer(item.entry.body) && item.entry.variant === entry.variant && item.entry.body.equals(body)));
-    if (known !== undefined && this.#holdIfStored(known.bodyId)) return { id: known.bodyId, length: body.length, crc: known.crc >>> 0, wrote: false };
+    if (known !== undefined && this.#holdIfStored(known.bodyId)) return { id: known.bodyId, length: body.length, crc: known.crc >>> 0 };
     const id = newId();
     if (this.#booting) this.#fresh.add(id);
     this.#ref(id);
-    try {
-      await this.#track(writeAtomic(pathOf(this.#options.dir, id, 'body'), body, this.#temps));
-    } catch (error) {
-      this.release(id);
-      throw error;
-    }
-    return { id, length: body.length, crc: crc32(body), wrote: true };
+    return { id, length: body.length, crc: crc32(body), bytes: body };
   }
 
   #indexedEntry(meta: EntryMeta, body: { id: string; length: number; crc: number }): Entry {
