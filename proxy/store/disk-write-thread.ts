@@ -34,9 +34,12 @@ parentPort.on('message', (jobs) => {
   const results = [];
   for (const job of jobs) {
     let failure = null;
+    let offset = 0;
     for (const file of job.files) {
+      const data = new Uint8Array(job.bytes, offset, file.length);
+      offset += file.length;
       try {
-        writeNew(file.temp, file.data);
+        writeNew(file.temp, data);
         renameSync(file.temp, file.path);
       } catch (error) {
         try { unlinkSync(file.temp); } catch {}
@@ -50,9 +53,16 @@ parentPort.on('message', (jobs) => {
 });
 `;
 
+/**
+ * One entry's files as the thread gets them: their bytes one after the
+ * other in one ArrayBuffer of their own, moved to the thread, not copied.
+ * (Posting the Buffers themselves would copy each one's whole backing
+ * store: for a body in a memory-tier slab, the slab.)
+ */
 interface Job {
   readonly seq: number;
-  readonly files: readonly { temp: string; path: string; data: Buffer }[];
+  readonly files: readonly { temp: string; path: string; length: number }[];
+  readonly bytes: ArrayBuffer;
 }
 
 interface Result {
@@ -88,6 +98,7 @@ export class DiskWriteThread {
   /** Jobs waiting for the thread to finish the batch it has. */
   #queue: Job[] = [];
   #busy = false;
+  #scheduled = false;
   #closed = false;
   readonly #inFlight = new Set<Promise<void>>();
 
@@ -100,12 +111,18 @@ export class DiskWriteThread {
   write(files: readonly WholeFile[], temps: Set<string>): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('disk write thread is closed'));
     const seq = ++this.#seq;
-    const job: Job = { seq, files: files.map((file) => ({ temp: tempPathOf(file.path), path: file.path, data: file.data })) };
+    const bytes = new Uint8Array(files.reduce((sum, file) => sum + file.data.length, 0));
+    let offset = 0;
+    for (const file of files) {
+      bytes.set(file.data, offset);
+      offset += file.data.length;
+    }
+    const job: Job = { seq, files: files.map((file) => ({ temp: tempPathOf(file.path), path: file.path, length: file.data.length })), bytes: bytes.buffer };
     for (const file of job.files) temps.add(file.temp);
     const done = new Promise<void>((resolve, reject) => this.#pending.set(seq, { resolve, reject }));
     if (this.#pending.size === 1) this.#started().ref();
     this.#queue.push(job);
-    this.#send();
+    this.#sendSoon();
     const settled = done.finally(() => {
       for (const file of job.files) temps.delete(file.temp);
       this.#inFlight.delete(settled);
@@ -143,13 +160,30 @@ export class DiskWriteThread {
     return worker;
   }
 
+  /**
+   * Sends after the rest of this turn of the event loop: under load one turn
+   * stores many entries (a poll phase reads many responses), and they then
+   * go as one message, one wake-up of the thread.
+   */
+  #sendSoon(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.#send();
+    });
+  }
+
   #send(): void {
     if (this.#busy || this.#queue.length === 0) return;
     const worker = this.#started();
     this.#busy = true;
     const jobs = this.#queue;
     this.#queue = [];
-    worker.postMessage(jobs);
+    worker.postMessage(
+      jobs,
+      jobs.map((job) => job.bytes),
+    );
   }
 
   #settle(results: readonly Result[]): void {
