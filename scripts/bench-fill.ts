@@ -20,6 +20,7 @@ import { accessSync, constants, mkdtempSync, rmSync, statfsSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
 import { runCount } from './bench/load.js';
 import { MEM_OBJECT_BYTES, PATHS } from './bench/origin.js';
 import { cpuSeconds, killAllStartedSync, stopAllStarted } from './bench/procs.js';
@@ -68,20 +69,54 @@ function bounded(value: string | undefined, fallback: number, max: number): numb
 
 async function fillOnce(kind: Kind, originUrl: string, tmpDir: string, plan: { objects: number; connections: number; profileDir?: string }): Promise<Omit<Run, 'kind' | 'round'>> {
   const nodeArgs = kind.profile === true && plan.profileDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', resolve(plan.profileDir)] : [];
-  const target = await startLacquer({ originUrl, tmpDir, cacheBytes: 4 * GIB, disk: kind.disk, label: kind.name, nodeArgs, ...(kind.cliPath === undefined ? {} : { cliPath: kind.cliPath }) });
+  // A directory per run, removed after it: the filled entries would otherwise pile up in the tmpfs round after round.
+  const runDir = mkdtempSync(join(tmpDir, 'run-'));
+  const target = await startLacquer({ originUrl, tmpDir: runDir, cacheBytes: 4 * GIB, disk: kind.disk, label: kind.name, nodeArgs, ...(kind.cliPath === undefined ? {} : { cliPath: kind.cliPath }) });
   try {
     const warm = Array.from({ length: WARM_OBJECTS }, (_, i) => PATHS.mem(i));
     await runCount(target.url, warm, warm.length, 32);
     const paths = Array.from({ length: plan.objects }, (_, i) => PATHS.mem(WARM_OBJECTS + i));
     const cpuBefore = cpuSeconds(target.pids());
-    const started = process.hrtime.bigint();
-    const result = await runCount(target.url, paths, paths.length, plan.connections);
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const timed = await timedFill(target.url, paths, plan.connections);
     const cpu = cpuSeconds(target.pids()) - cpuBefore;
-    return { seconds, cpuSeconds: cpu, failed: result.errors + result.timeouts + result.non2xx };
+    return { seconds: timed.seconds, cpuSeconds: cpu, failed: timed.failed };
   } finally {
     await target.stop();
+    rmSync(runDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Exactly one request per path, timed from the start to the last answer:
+ * autocannon's own duration (and its callback) only come on its one-second
+ * ticks, too coarse for fills of a few seconds.
+ */
+function timedFill(url: string, paths: readonly string[], connections: number): Promise<{ seconds: number; failed: number }> {
+  let next = 0;
+  const started = process.hrtime.bigint();
+  let last = started;
+  return new Promise((resolvePromise, reject) => {
+    const instance = autocannon(
+      {
+        url,
+        connections,
+        amount: paths.length,
+        timeout: 10,
+        requests: [
+          {
+            setupRequest: (request: autocannon.Request) => {
+              request.path = paths[next++ % paths.length]!;
+              return request;
+            },
+          },
+        ],
+      },
+      (error, result) => (error ? reject(error as Error) : resolvePromise({ seconds: Number(last - started) / 1e9, failed: result.errors + result.timeouts + result.non2xx })),
+    );
+    instance.on('response', () => {
+      last = process.hrtime.bigint();
+    });
+  });
 }
 
 async function main(): Promise<void> {
