@@ -92,6 +92,7 @@ interface Pending {
  * while a write is in flight.
  */
 export class DiskWriteThread {
+  readonly #source: string;
   #worker: Worker | undefined;
   #seq = 0;
   readonly #pending = new Map<number, Pending>();
@@ -101,6 +102,11 @@ export class DiskWriteThread {
   #scheduled = false;
   #closed = false;
   readonly #inFlight = new Set<Promise<void>>();
+
+  /** `source` replaces the thread's code: only for testing what happens when the thread dies. */
+  constructor(source: string = THREAD_SOURCE) {
+    this.#source = source;
+  }
 
   /**
    * Writes the files in order, each under its temporary name (kept in
@@ -142,7 +148,7 @@ export class DiskWriteThread {
 
   #started(): Worker {
     if (this.#worker !== undefined) return this.#worker;
-    const worker = new Worker(THREAD_SOURCE, { eval: true });
+    const worker = new Worker(this.#source, { eval: true });
     worker.on('message', (results: Result[]) => this.#settle(results));
     // The thread died (out of memory, killed): whatever it held fails, and the next write starts a new one.
     const lost = (reason: string) => {

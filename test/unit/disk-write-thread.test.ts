@@ -88,6 +88,28 @@ describe('the disk write thread', () => {
     for (let i = 0; i < 50; i++) if (i !== 3) expect(readFileSync(join(dir, '00', `ok-${i}`), 'utf8')).toBe(String(i));
   });
 
+  it('fails the writes a thread that dies was holding, and starts a new thread for the next write', async () => {
+    const dir = join(root, String(dirs++));
+    mkdirSync(dir);
+    // A thread that dies on its first job, then (started anew) writes what it is given.
+    const marker = join(dir, 'died-once');
+    const source = `
+      const { parentPort } = require('node:worker_threads');
+      const { existsSync, writeFileSync } = require('node:fs');
+      parentPort.on('message', (jobs) => {
+        if (!existsSync(${JSON.stringify(marker)})) { writeFileSync(${JSON.stringify(marker)}, ''); process.exit(3); }
+        for (const job of jobs) for (const file of job.files) writeFileSync(file.path, new Uint8Array(job.bytes, 0, file.length));
+        parentPort.postMessage(jobs.map((job) => ({ seq: job.seq, failure: null })));
+      });`;
+    const thread = new DiskWriteThread(source);
+    threads.push(thread);
+    const temps = new Set<string>();
+    await expect(thread.write([{ path: join(dir, 'lost'), data: Buffer.from('lost') }], temps)).rejects.toThrow(/disk write thread stopped/);
+    expect(temps.size).toBe(0);
+    await thread.write([{ path: join(dir, 'kept'), data: Buffer.from('kept') }], temps);
+    expect(readFileSync(join(dir, 'kept'), 'utf8')).toBe('kept');
+  });
+
   it('finishes the writes in flight when closed, then refuses new ones', async () => {
     const { dir, thread } = fresh();
     const pending = thread.write([{ path: join(dir, 'ab', 'late.body'), data: Buffer.from('late') }], new Set());
