@@ -15,7 +15,9 @@ export interface WholeFile {
  * that file's temporary): a later file never lands without the earlier
  * ones, which is what lets the disk tier put a body before the metadata
  * that names it. Creates a missing subdirectory, never the cache directory
- * itself (disk-files.ts withSubdir). No fsync, as for every disk tier file.
+ * itself (disk-files.ts withSubdir). No fsync, as for every disk tier file:
+ * a process crash cannot lose written data; a power cut can, and the checks
+ * on read (lengths, CRC-32) then catch the damage.
  */
 const THREAD_SOURCE = `
 const { parentPort } = require('node:worker_threads');
