@@ -19,7 +19,7 @@ export interface WholeFile {
  * a process crash cannot lose written data; a power cut can, and the checks
  * on read (lengths, CRC-32) then catch the damage.
  */
-const THREAD_SOURCE = `
+export const WRITE_THREAD_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { writeFileSync, renameSync, unlinkSync, mkdirSync } = require('node:fs');
 const { dirname } = require('node:path');
@@ -32,9 +32,12 @@ function writeNew(temp, data) {
     writeFileSync(temp, data, { flag: 'wx' });
   }
 }
+// Each job's result goes back as soon as it is done, and its bytes are let go:
+// the sender counts the bytes it has handed over until then (see maxQueuedBytes).
 parentPort.on('message', (jobs) => {
-  const results = [];
-  for (const job of jobs) {
+  for (let i = 0; i < jobs.length; i++) {
+    const job = jobs[i];
+    jobs[i] = null;
     let failure = null;
     let offset = 0;
     for (const file of job.files) {
@@ -49,9 +52,8 @@ parentPort.on('message', (jobs) => {
         break;
       }
     }
-    results.push({ seq: job.seq, failure });
+    parentPort.postMessage({ seq: job.seq, failure });
   }
-  parentPort.postMessage(results);
 });
 `;
 
@@ -73,9 +75,24 @@ interface Result {
 }
 
 interface Pending {
+  readonly size: number;
   resolve(): void;
   reject(error: Error): void;
 }
+
+/** Starts a thread that writes jobs (the default runs WRITE_THREAD_SOURCE). */
+export type StartWriteThread = () => Worker;
+
+export const startWriteThread: StartWriteThread = () => new Worker(WRITE_THREAD_SOURCE, { eval: true });
+
+/**
+ * Bytes of jobs queued for the thread or being written, at most: each job
+ * holds a copy of its files until the thread is done with it, and without
+ * a bound a burst of large fills (128 concurrent 8 MiB bodies) would hold
+ * a gigabyte. A write that would pass it waits for room; one job larger
+ * than the bound still goes, alone.
+ */
+export const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 
 /**
  * Writes whole files for the disk tier on a thread of its own, with
@@ -90,24 +107,43 @@ interface Pending {
  * Files are written in the order given, each whole before it is renamed
  * into place: a crash at any point leaves at most temporary files and files
  * no later one refers to, as with the pool (disk-scan.ts cleans both up).
- * The thread starts on the first write and holds the process open only
- * while a write is in flight.
+ * The thread holds the process open only while a write is in flight. A
+ * thread that cannot start or that is lost fails the writes it would have
+ * done, never the process.
  */
 export class DiskWriteThread {
-  readonly #source: string;
+  readonly #start: StartWriteThread;
+  readonly #maxQueuedBytes: number;
   #worker: Worker | undefined;
   #seq = 0;
+  /** Jobs queued or being written, by sequence number. */
   readonly #pending = new Map<number, Pending>();
   /** Jobs waiting for the thread to finish the batch it has. */
   #queue: Job[] = [];
-  #busy = false;
+  /** Jobs of the batch the thread has whose results have not come back. */
+  #batchLeft = 0;
+  /** Bytes of the jobs in #pending, and of writes let in that are building theirs. */
+  #queuedBytes = 0;
+  /** Writes waiting for room under maxQueuedBytes, first come first served. */
+  readonly #waiting: { size: number; enter(): void }[] = [];
   #scheduled = false;
   #closed = false;
   readonly #inFlight = new Set<Promise<void>>();
 
-  /** `source` replaces the thread's code: only for testing what happens when the thread dies. */
-  constructor(source: string = THREAD_SOURCE) {
-    this.#source = source;
+  /** `start` replaces how the thread is started (tests: a thread that cannot start or dies); `maxQueuedBytes` as MAX_QUEUED_BYTES. */
+  constructor(start: StartWriteThread = startWriteThread, maxQueuedBytes = MAX_QUEUED_BYTES) {
+    this.#start = start;
+    this.#maxQueuedBytes = maxQueuedBytes;
+  }
+
+  /** Starts the thread now, so the first write does not wait for it; throws what starting it threw. */
+  start(): void {
+    if (!this.#closed) this.#started();
+  }
+
+  /** Bytes held for jobs queued or being written (diagnostics, tests). */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
   }
 
   /**
@@ -116,10 +152,23 @@ export class DiskWriteThread {
    * renamed into place. Rejects with the failed file's error, the later
    * files unwritten.
    */
-  write(files: readonly WholeFile[], temps: Set<string>): Promise<void> {
-    if (this.#closed) return Promise.reject(new Error('disk write thread is closed'));
+  async write(files: readonly WholeFile[], temps: Set<string>): Promise<void> {
+    if (this.#closed) throw new Error('disk write thread is closed');
+    const size = files.reduce((sum, file) => sum + file.data.length, 0);
+    // Awaited only when there is no room: otherwise the job is registered (its temporaries in `temps`) before write() returns.
+    const room = this.#room(size);
+    if (room !== undefined) await room;
+    let worker: Worker;
+    try {
+      if (this.#closed) throw new Error('disk write thread is closed');
+      // Before anything is registered: a thread that cannot start fails this write alone.
+      worker = this.#started();
+    } catch (error) {
+      this.#free(size);
+      throw error;
+    }
     const seq = ++this.#seq;
-    const bytes = new Uint8Array(files.reduce((sum, file) => sum + file.data.length, 0));
+    const bytes = new Uint8Array(size);
     let offset = 0;
     for (const file of files) {
       bytes.set(file.data, offset);
@@ -127,8 +176,8 @@ export class DiskWriteThread {
     }
     const job: Job = { seq, files: files.map((file) => ({ temp: tempPathOf(file.path), path: file.path, length: file.data.length })), bytes: bytes.buffer };
     for (const file of job.files) temps.add(file.temp);
-    const done = new Promise<void>((resolve, reject) => this.#pending.set(seq, { resolve, reject }));
-    if (this.#pending.size === 1) this.#started().ref();
+    const done = new Promise<void>((resolve, reject) => this.#pending.set(seq, { size, resolve, reject }));
+    if (this.#pending.size === 1) worker.ref();
     this.#queue.push(job);
     this.#sendSoon();
     const settled = done.finally(() => {
@@ -142,28 +191,64 @@ export class DiskWriteThread {
   /** Stops the thread once the writes in flight are done; later writes are refused. */
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.allSettled([...this.#inFlight]);
+    while (this.#inFlight.size > 0 || this.#waiting.length > 0) {
+      // Writes waiting for room are let in, to be refused.
+      for (const waiter of this.#waiting.splice(0)) {
+        this.#queuedBytes += waiter.size;
+        waiter.enter();
+      }
+      await Promise.allSettled([...this.#inFlight]);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     const worker = this.#worker;
     this.#worker = undefined;
     if (worker !== undefined) await worker.terminate();
   }
 
+  /** Waits until `size` more bytes fit under the bound (or nothing else is held), then counts them. */
+  #room(size: number): Promise<void> | undefined {
+    if (this.#waiting.length === 0 && (this.#queuedBytes === 0 || this.#queuedBytes + size <= this.#maxQueuedBytes)) {
+      this.#queuedBytes += size;
+      return undefined;
+    }
+    return new Promise<void>((enter) => this.#waiting.push({ size, enter }));
+  }
+
+  /** Gives back a job's bytes and lets in the waiting writes that now fit. */
+  #free(size: number): void {
+    this.#queuedBytes -= size;
+    while (this.#waiting.length > 0) {
+      const next = this.#waiting[0]!;
+      if (this.#queuedBytes > 0 && this.#queuedBytes + next.size > this.#maxQueuedBytes) break;
+      this.#waiting.shift();
+      this.#queuedBytes += next.size;
+      next.enter();
+    }
+  }
+
   #started(): Worker {
     if (this.#worker !== undefined) return this.#worker;
-    const worker = new Worker(this.#source, { eval: true });
-    worker.on('message', (results: Result[]) => this.#settle(results));
-    // The thread died (out of memory, killed): whatever it held fails, and the next write starts a new one.
+    const worker = this.#start();
+    // Started idle: the process is held open only while a write is in flight.
+    worker.unref();
+    worker.on('message', (result: Result) => {
+      if (this.#worker === worker) this.#settle(result);
+    });
+    // The thread died (out of memory, killed), or a result could not be read (it would never come):
+    // whatever it held fails, and the next write starts a new one.
     const lost = (reason: string) => {
       if (this.#worker !== worker) return;
       this.#worker = undefined;
-      this.#busy = false;
+      this.#batchLeft = 0;
       this.#queue = [];
-      const pending = [...this.#pending.values()];
-      this.#pending.clear();
-      for (const { reject } of pending) reject(new Error(`disk write thread stopped: ${reason}`));
+      for (const seq of [...this.#pending.keys()]) this.#finish(seq, new Error(`disk write thread stopped: ${reason}`));
     };
     worker.on('error', (error) => lost(error.message));
     worker.on('exit', (code) => lost(`exit code ${code}`));
+    worker.on('messageerror', (error) => {
+      lost(`unreadable result (${error.message})`);
+      void worker.terminate();
+    });
     this.#worker = worker;
     return worker;
   }
@@ -183,27 +268,36 @@ export class DiskWriteThread {
   }
 
   #send(): void {
-    if (this.#busy || this.#queue.length === 0) return;
-    const worker = this.#started();
-    this.#busy = true;
+    if (this.#batchLeft > 0 || this.#queue.length === 0) return;
     const jobs = this.#queue;
     this.#queue = [];
-    worker.postMessage(
-      jobs,
-      jobs.map((job) => job.bytes),
-    );
+    try {
+      // Not started yet when the one the write saw was lost meanwhile.
+      const worker = this.#started();
+      worker.postMessage(
+        jobs,
+        jobs.map((job) => job.bytes),
+      );
+      this.#batchLeft = jobs.length;
+    } catch (error) {
+      // A thread that cannot start again (or a message that cannot go): these writes fail, the process goes on.
+      for (const job of jobs) this.#finish(job.seq, error instanceof Error ? error : new Error(String(error)));
+    }
   }
 
-  #settle(results: readonly Result[]): void {
-    this.#busy = false;
-    for (const { seq, failure } of results) {
-      const pending = this.#pending.get(seq);
-      if (pending === undefined) continue;
-      this.#pending.delete(seq);
-      if (failure === null) pending.resolve();
-      else pending.reject(Object.assign(new Error(failure.message), failure.code === undefined ? {} : { code: failure.code }));
-    }
+  #settle({ seq, failure }: Result): void {
+    this.#finish(seq, failure === null ? undefined : Object.assign(new Error(failure.message), failure.code === undefined ? {} : { code: failure.code }));
+    if (this.#batchLeft > 0) this.#batchLeft--;
+    if (this.#batchLeft === 0) this.#send();
+  }
+
+  #finish(seq: number, error: Error | undefined): void {
+    const pending = this.#pending.get(seq);
+    if (pending === undefined) return;
+    this.#pending.delete(seq);
     if (this.#pending.size === 0) this.#worker?.unref();
-    this.#send();
+    this.#free(pending.size);
+    if (error === undefined) pending.resolve();
+    else pending.reject(error);
   }
 }

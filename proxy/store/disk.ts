@@ -6,7 +6,7 @@ import { idOf, newId, pathOf } from './disk-files.js';
 import { encodeMeta, type EntryMeta, type MetaRecord } from './disk-format.js';
 import { claimDirectory, scanDirectory, unlockDirectory, type ScanHost } from './disk-scan.js';
 import { DiskBodyWriter } from './disk-writer.js';
-import { DiskWriteThread } from './disk-write-thread.js';
+import { DiskWriteThread, type StartWriteThread } from './disk-write-thread.js';
 import type { BodyWriter, RemovalReason, StoreListener, StreamingStore } from './store.js';
 
 export interface DiskStoreOptions {
@@ -27,6 +27,8 @@ export interface DiskStoreOptions {
   onError?: (error: unknown, context: string) => void;
   /** Set when several processes of one machine (workers) share the directory; see DiskSharing. */
   shared?: DiskSharing;
+  /** Starts the thread that writes whole entries; only tests replace it (a thread that cannot start, or dies mid-job). */
+  startWriteThread?: StartWriteThread;
 }
 
 /**
@@ -129,11 +131,18 @@ export class DiskStore implements StreamingStore, BodyOwner {
   readonly #deleted = new Map<string, number>();
   /** Temporary files this process is writing; the boot scan leaves them alone. */
   readonly #temps = new Set<string>();
+  /**
+   * Metadata ids whose files this process is writing: once renamed into
+   * place, a file may be read by the boot scan before store() hears that
+   * its write is done. The scan leaves it to store(), which indexes it (or
+   * undoes it) exactly once.
+   */
+  readonly #writingMeta = new Set<string>();
   /** Body ids this process wrote while the boot scan runs; they are not orphans. */
   readonly #fresh = new Set<string>();
   readonly #io = new Set<Promise<unknown>>();
   /** Writes whole entries (body and metadata) off the event loop; streamed bodies go through DiskBodyWriter. */
-  readonly #writer = new DiskWriteThread();
+  readonly #writer: DiskWriteThread;
   readonly #doomed = new Map<string, NodeJS.Timeout>();
   /** Writes in flight per key: a delete leaves a tombstone only for a key being written (or during boot). */
   readonly #writing = new Map<string, number>();
@@ -149,8 +158,13 @@ export class DiskStore implements StreamingStore, BodyOwner {
   constructor(options: DiskStoreOptions) {
     this.#options = options;
     this.maxObjectSize = Math.min(options.maxObjectSize, options.maxSize);
+    this.#writer = new DiskWriteThread(options.startWriteThread);
     this.#claimed = claimDirectory(options.dir, options.shared?.lockHolder);
-    this.#claimed.catch(() => undefined);
+    // The thread starts as soon as the directory is ours (idle, it holds nothing open), so the first miss does not wait for it.
+    this.#claimed.then(
+      () => this.#startWriter(),
+      () => undefined,
+    );
     this.ready = this.#claimed.then(() => scanDirectory(options.dir, this.#scanHost())).then(
       () => this.#bootDone(),
       (error: unknown) => {
@@ -315,7 +329,15 @@ export class DiskStore implements StreamingStore, BodyOwner {
       const metaFile = { path: pathOf(this.#options.dir, metaId, 'meta'), data: encodeMeta({ entry: meta, body, written }) };
       // One job for both files, the body first: the metadata that names a body is only ever renamed into place after it.
       const files = bytes === undefined ? [metaFile] : [{ path: pathOf(this.#options.dir, body.id, 'body'), data: bytes }, metaFile];
-      await this.#track(this.#writer.write(files, this.#temps));
+      this.#writingMeta.add(metaId);
+      try {
+        await this.#track(this.#writer.write(files, this.#temps));
+      } catch (error) {
+        this.#writingMeta.delete(metaId);
+        throw error;
+      }
+      // Indexed (or undone) below, in this same turn: the scan may now see it as it sees any other file.
+      this.#writingMeta.delete(metaId);
       // A delete that happened while this was being written wins: the write is undone, as if it came first.
       if ((this.#deleted.get(entry.key) ?? 0) > started || this.#closed) {
         this.#unlink(pathOf(this.#options.dir, metaId, 'meta'));
@@ -430,6 +452,15 @@ export class DiskStore implements StreamingStore, BodyOwner {
     await this.#writer.close();
     // Shared, the lock is the primary's, released when it exits.
     if (this.#unusable === undefined && this.#options.shared === undefined) await unlockDirectory(this.#options.dir);
+  }
+
+  #startWriter(): void {
+    try {
+      this.#writer.start();
+    } catch (error) {
+      // Every write then fails (and the cache passes through); each tries to start the thread again.
+      this.#options.onError?.(error, 'disk cache write thread');
+    }
   }
 
   /**
@@ -620,7 +651,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
   #adopt(record: MetaRecord, metaId: string): 'indexed' | 'known' | 'superseded' {
     const { entry: meta, body, written } = record;
     const current = this.#variants(meta.key).find((stored) => stored.entry.variant === meta.variant);
-    if (current?.metaId === metaId) return 'known';
+    if (current?.metaId === metaId || this.#writingMeta.has(metaId)) return 'known';
     if ((this.#deleted.get(meta.key) ?? 0) > written || this.#removedByPeers.has(metaId)) return 'superseded';
     if (current !== undefined && laterCopy(current, { written, metaId })) return 'superseded';
     this.#add({ entry: this.#indexedEntry(meta, body), metaId, bodyId: body.id, written, crc: body.crc | 0, moved: 0 });

@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempPathOf } from '../../proxy/store/disk-files.js';
 import { DiskWriteThread } from '../../proxy/store/disk-write-thread.js';
@@ -98,10 +99,12 @@ describe('the disk write thread', () => {
       const { existsSync, writeFileSync } = require('node:fs');
       parentPort.on('message', (jobs) => {
         if (!existsSync(${JSON.stringify(marker)})) { writeFileSync(${JSON.stringify(marker)}, ''); process.exit(3); }
-        for (const job of jobs) for (const file of job.files) writeFileSync(file.path, new Uint8Array(job.bytes, 0, file.length));
-        parentPort.postMessage(jobs.map((job) => ({ seq: job.seq, failure: null })));
+        for (const job of jobs) {
+          for (const file of job.files) writeFileSync(file.path, new Uint8Array(job.bytes, 0, file.length));
+          parentPort.postMessage({ seq: job.seq, failure: null });
+        }
       });`;
-    const thread = new DiskWriteThread(source);
+    const thread = new DiskWriteThread(() => new Worker(source, { eval: true }));
     threads.push(thread);
     const temps = new Set<string>();
     await expect(thread.write([{ path: join(dir, 'lost'), data: Buffer.from('lost') }], temps)).rejects.toThrow(/disk write thread stopped/);
