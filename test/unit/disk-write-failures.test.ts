@@ -85,4 +85,49 @@ describe('the disk tier when its write thread is late, cannot start or dies', ()
     expect(again.stats().entries).toBe(2300);
     await again.close();
   });
+
+  it('fails its writes, never the process, when the write thread cannot start, and serves nothing it did not store', async () => {
+    const dir = join(root, String(dirs++));
+    const errors: unknown[] = [];
+    const store = openDisk(dir, [], () => {
+      throw new Error('worker threads are not allowed');
+    }, (error) => errors.push(error));
+    await store.ready;
+    await expect(store.set(testEntry('a', { bodyBytes: 1000 }))).rejects.toThrow(/not allowed/);
+    await expect(store.set(testEntry('b', { bodyBytes: 1000 }))).rejects.toThrow(/not allowed/);
+    expect(store.get('a')).toBeUndefined();
+    expect(store.stats().entries).toBe(0);
+    // Reported once when the directory was claimed and the thread was to start.
+    expect(errors.map(String)).toEqual(['Error: worker threads are not allowed']);
+    await store.close();
+    expect([...files(dir, '.body'), ...files(dir, '.meta')]).toEqual([]);
+  });
+
+  it('puts the body file in place before the metadata that names it: a thread that dies between the two leaves no entry', async () => {
+    const dir = join(root, String(dirs++));
+    // The real thread, except that it dies right after its first rename.
+    const diesAfterOneRename = `
+      const fsForTest = require('node:fs');
+      const rename = fsForTest.renameSync;
+      fsForTest.renameSync = (from, to) => { rename(from, to); process.exit(7); };
+    `;
+    const store = openDisk(dir, [], startOnce(new Worker(diesAfterOneRename + WRITE_THREAD_SOURCE, { eval: true })));
+    await store.ready;
+    await expect(store.set(testEntry('a', { bodyBytes: 5000 }))).rejects.toThrow(/disk write thread stopped: exit code 7/);
+    // The one file renamed is the body; no metadata names a missing body.
+    expect(files(dir, '.body').length).toBe(1);
+    expect(files(dir, '.meta')).toEqual([]);
+    expect(store.get('a')).toBeUndefined();
+    // The thread started anew writes the next entry whole.
+    await store.set(testEntry('b', { bodyBytes: 5000 }));
+    await store.close();
+
+    const again = openDisk(dir);
+    await again.ready;
+    expect(again.get('a')).toBeUndefined();
+    expect(again.get('b')).toHaveLength(1);
+    await again.close();
+    // The body no metadata names is an orphan, removed at boot.
+    expect(files(dir, '.body').length).toBe(1);
+  });
 });

@@ -1,9 +1,9 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempPathOf } from '../../proxy/store/disk-files.js';
-import { DiskWriteThread } from '../../proxy/store/disk-write-thread.js';
+import { DiskWriteThread, WRITE_THREAD_SOURCE } from '../../proxy/store/disk-write-thread.js';
 import { tempDir } from '../helpers/tempdir.js';
 
 const root = tempDir('lacquer-write-thread-');
@@ -121,4 +121,91 @@ describe('the disk write thread', () => {
     expect(readFileSync(join(dir, 'ab', 'late.body'), 'utf8')).toBe('late');
     await expect(thread.write([{ path: join(dir, 'ab', 'after.body'), data: Buffer.from('x') }], new Set())).rejects.toThrow(/closed/);
   });
+
+  it('fails a write, and registers nothing, when the thread cannot start (a process not allowed to start threads)', async () => {
+    const dir = join(root, String(dirs++));
+    mkdirSync(dir);
+    let tries = 0;
+    const thread = new DiskWriteThread(() => {
+      tries++;
+      throw Object.assign(new Error('Access to this API has been restricted'), { code: 'ERR_ACCESS_DENIED' });
+    });
+    threads.push(thread);
+    const temps = new Set<string>();
+    await expect(thread.write([{ path: join(dir, 'x.body'), data: Buffer.from('x') }], temps)).rejects.toMatchObject({ code: 'ERR_ACCESS_DENIED' });
+    await expect(thread.write([{ path: join(dir, 'y.body'), data: Buffer.from('y') }], temps)).rejects.toMatchObject({ code: 'ERR_ACCESS_DENIED' });
+    expect(() => thread.start()).toThrow(/restricted/);
+    expect(tries).toBe(3);
+    expect(temps.size).toBe(0);
+    expect(thread.queuedBytes).toBe(0);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('fails the writes in flight when a result cannot be read (it would never come), and goes on with a new thread', async () => {
+    const dir = join(root, String(dirs++));
+    mkdirSync(dir);
+    const received = join(dir, 'received');
+    // A thread that takes a job and never answers: as if its answer had been lost.
+    const silent = new Worker(
+      `const { parentPort } = require('node:worker_threads');
+       parentPort.on('message', () => require('node:fs').writeFileSync(${JSON.stringify(received)}, ''));`,
+      { eval: true },
+    );
+    let started = 0;
+    const thread = new DiskWriteThread(() => (started++ === 0 ? silent : new Worker(WRITE_THREAD_SOURCE, { eval: true })));
+    threads.push(thread);
+    const lost = thread.write([{ path: join(dir, 'lost'), data: Buffer.from('lost') }], new Set());
+    await until(() => existsSync(received));
+    // What Node emits on the Worker when a message from the thread fails to deserialize.
+    silent.emit('messageerror', new Error('could not deserialize the message'));
+    await expect(lost).rejects.toThrow(/disk write thread stopped: unreadable result/);
+    await thread.write([{ path: join(dir, 'kept'), data: Buffer.from('kept') }], new Set());
+    expect(readFileSync(join(dir, 'kept'), 'utf8')).toBe('kept');
+    expect(started).toBe(2);
+  });
+
+  it('holds at most its bound of bytes for queued jobs: later writes wait for room, then all are written', async () => {
+    const dir = join(root, String(dirs++));
+    mkdirSync(dir);
+    const gate = join(dir, 'gate');
+    // The real thread, its results held back until the gate file exists.
+    const held = `
+      const { parentPort: heldPort } = require('node:worker_threads');
+      const { existsSync: gateOpen } = require('node:fs');
+      const post = heldPort.postMessage.bind(heldPort);
+      const results = [];
+      heldPort.postMessage = (message) => results.push(message);
+      const flush = setInterval(() => {
+        if (!gateOpen(${JSON.stringify(gate)})) return;
+        clearInterval(flush);
+        heldPort.postMessage = post;
+        for (const message of results.splice(0)) post(message);
+      }, 5);`;
+    const thread = new DiskWriteThread(() => new Worker(held + WRITE_THREAD_SOURCE, { eval: true }), 100_000);
+    threads.push(thread);
+    const temps = new Set<string>();
+    const writes = Array.from({ length: 10 }, (_, i) => thread.write([{ path: join(dir, `f${i}`), data: Buffer.alloc(40_000, i) }], temps));
+    // Two jobs of 40,000 bytes fit under 100,000; the third waits for one of them.
+    expect(thread.queuedBytes).toBe(80_000);
+    expect(temps.size).toBe(2);
+    await until(() => existsSync(join(dir, 'f1')));
+    expect(thread.queuedBytes).toBe(80_000);
+    expect(existsSync(join(dir, 'f2'))).toBe(false);
+    writeFileSync(gate, '');
+    await Promise.all(writes);
+    for (let i = 0; i < 10; i++) expect(readFileSync(join(dir, `f${i}`)).equals(Buffer.alloc(40_000, i))).toBe(true);
+    expect(thread.queuedBytes).toBe(0);
+    // One job larger than the bound still goes, alone.
+    await thread.write([{ path: join(dir, 'big'), data: Buffer.alloc(150_000, 1) }], temps);
+    expect(readFileSync(join(dir, 'big')).length).toBe(150_000);
+  });
 });
+
+/** Waits for a condition, polling; generous bound so a loaded machine does not fail it. */
+async function until(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met within 20 s');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
