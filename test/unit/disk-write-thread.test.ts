@@ -185,13 +185,17 @@ describe('the disk write thread', () => {
     threads.push(thread);
     const temps = new Set<string>();
     const writes = Array.from({ length: 10 }, (_, i) => thread.write([{ path: join(dir, `f${i}`), data: Buffer.alloc(40_000, i) }], temps));
-    // Two jobs of 40,000 bytes fit under 100,000; the third waits for one of them.
-    expect(thread.queuedBytes).toBe(80_000);
-    expect(temps.size).toBe(2);
-    await until(() => existsSync(join(dir, 'f1')));
-    expect(thread.queuedBytes).toBe(80_000);
-    expect(existsSync(join(dir, 'f2'))).toBe(false);
-    writeFileSync(gate, '');
+    try {
+      // Two jobs of 40,000 bytes fit under 100,000; the third waits for one of them.
+      expect(thread.queuedBytes).toBe(80_000);
+      expect(temps.size).toBe(2);
+      await until(() => existsSync(join(dir, 'f1')));
+      expect(thread.queuedBytes).toBe(80_000);
+      expect(existsSync(join(dir, 'f2'))).toBe(false);
+    } finally {
+      // Also when an expectation failed: the thread is then closed without waiting for the held results forever.
+      writeFileSync(gate, '');
+    }
     await Promise.all(writes);
     for (let i = 0; i < 10; i++) expect(readFileSync(join(dir, `f${i}`)).equals(Buffer.alloc(40_000, i))).toBe(true);
     expect(thread.queuedBytes).toBe(0);
