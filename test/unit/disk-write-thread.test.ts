@@ -99,10 +99,8 @@ describe('the disk write thread', () => {
       const { existsSync, writeFileSync } = require('node:fs');
       parentPort.on('message', (jobs) => {
         if (!existsSync(${JSON.stringify(marker)})) { writeFileSync(${JSON.stringify(marker)}, ''); process.exit(3); }
-        for (const job of jobs) {
-          for (const file of job.files) writeFileSync(file.path, new Uint8Array(job.bytes, 0, file.length));
-          parentPort.postMessage({ seq: job.seq, failure: null });
-        }
+        for (const job of jobs) for (const file of job.files) writeFileSync(file.path, new Uint8Array(job.bytes, 0, file.length));
+        parentPort.postMessage(jobs.map((job) => ({ seq: job.seq, failure: null })));
       });`;
     const thread = new DiskWriteThread(() => new Worker(source, { eval: true }));
     threads.push(thread);
