@@ -2,12 +2,13 @@ import { unlink } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import { isFileBody, type BodyOwner, type FileBody } from '../cache/body.js';
 import { entryMeta, withBody, type Entry } from '../cache/entry.js';
-import { idOf, newId, pathOf, writeAtomic } from './disk-files.js';
+import { idOf, newId, pathOf } from './disk-files.js';
 import { encodeMeta, type EntryMeta, type MetaRecord } from './disk-format.js';
 import { DirectoryClaim } from './disk-claim.js';
 import { claimRetryMs, type LockInfo } from './disk-lock.js';
 import { scanDirectory, unlockDirectory, type ScanHost } from './disk-scan.js';
 import { DiskBodyWriter } from './disk-writer.js';
+import { DiskWriteThread, type StartWriteThread } from './disk-write-thread.js';
 import type { BodyWriter, RemovalReason, StoreListener, StreamingStore } from './store.js';
 
 export interface DiskStoreOptions {
@@ -30,6 +31,8 @@ export interface DiskStoreOptions {
   shared?: DiskSharing;
   /** Milliseconds between claims of a directory another holder keeps (tests shorten it). Default 5 s. */
   claimRetryMs?: number;
+  /** Starts the thread that writes whole entries; only tests replace it (a thread that cannot start, or dies mid-job). */
+  startWriteThread?: StartWriteThread;
 }
 
 /**
@@ -139,9 +142,18 @@ export class DiskStore implements StreamingStore, BodyOwner {
   readonly #deleted = new Map<string, number>();
   /** Temporary files this process is writing; the boot scan leaves them alone. */
   readonly #temps = new Set<string>();
+  /**
+   * Metadata ids whose files this process is writing: once renamed into
+   * place, a file may be read by the boot scan before store() hears that
+   * its write is done. The scan leaves it to store(), which indexes it (or
+   * undoes it) exactly once.
+   */
+  readonly #writingMeta = new Set<string>();
   /** Body ids this process wrote while the boot scan runs; they are not orphans. */
   readonly #fresh = new Set<string>();
   readonly #io = new Set<Promise<unknown>>();
+  /** Writes whole entries (body and metadata) off the event loop; streamed bodies go through DiskBodyWriter. */
+  readonly #writer: DiskWriteThread;
   readonly #doomed = new Map<string, NodeJS.Timeout>();
   /** Writes in flight per key: a delete leaves a tombstone only for a key being written (or during boot). */
   readonly #writing = new Map<string, number>();
@@ -159,6 +171,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
   constructor(options: DiskStoreOptions) {
     this.#options = options;
     this.maxObjectSize = Math.min(options.maxObjectSize, options.maxSize);
+    this.#writer = new DiskWriteThread(options.startWriteThread);
     this.#claim = new DirectoryClaim({
       dir: options.dir,
       ...(options.shared && { sharedWith: options.shared.lockHolder }),
@@ -171,7 +184,11 @@ export class DiskStore implements StreamingStore, BodyOwner {
       onLost: (error) => this.#lostDirectory(error),
     });
     this.#claimed = this.#claim.first.then(() => undefined);
-    this.#claimed.catch(() => undefined);
+    // The write thread starts as soon as the directory is ours (idle, it holds nothing open), so the first miss does not wait for it.
+    this.#claimed.then(
+      () => this.#startWriter(),
+      () => undefined,
+    );
     this.#ready = this.#boot();
   }
 
@@ -246,6 +263,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
     if (this.#options.shared === undefined) this.#takenOverAt = this.#stamp();
     else this.#takenOverAt = lock.claimedAt === undefined ? 0 : lock.claimedAt * 1000;
     this.#claimed = Promise.resolve();
+    this.#startWriter();
     this.#ready = this.#boot().then(() => {
       if (this.#unusable === undefined) this.#options.log?.(`disk cache: index rebuilt from ${this.#options.dir} (${this.#entries} entries)`);
     });
@@ -423,14 +441,25 @@ export class DiskStore implements StreamingStore, BodyOwner {
     let held: string | undefined;
     try {
       await this.#claimed;
-      const { wrote, ...body } = await this.#storeBody(entry);
+      const { bytes, ...body } = this.#bodyFor(entry);
       held = body.id;
-      // A body written just now names its metadata file too (<id>.body, <id>.meta): the index then holds one id string, not two.
+      // A body written now names its metadata file too (<id>.body, <id>.meta): the index then holds one id string, not two.
       // Metadata rewritten for a body already stored (soft purge, freshening) takes a new id.
-      const metaId = wrote ? body.id : newId();
+      const metaId = bytes !== undefined ? body.id : newId();
       const written = this.#stamp();
       const meta = entryMeta(entry);
-      await this.#track(writeAtomic(pathOf(this.#options.dir, metaId, 'meta'), encodeMeta({ entry: meta, body, written }), this.#temps));
+      const metaFile = { path: pathOf(this.#options.dir, metaId, 'meta'), data: encodeMeta({ entry: meta, body, written }) };
+      // One job for both files, the body first: the metadata that names a body is only ever renamed into place after it.
+      const files = bytes === undefined ? [metaFile] : [{ path: pathOf(this.#options.dir, body.id, 'body'), data: bytes }, metaFile];
+      this.#writingMeta.add(metaId);
+      try {
+        await this.#track(this.#writer.write(files, this.#temps));
+      } catch (error) {
+        this.#writingMeta.delete(metaId);
+        throw error;
+      }
+      // Indexed (or undone) below, in this same turn: the scan may now see it as it sees any other file.
+      this.#writingMeta.delete(metaId);
       // A delete that happened while this was being written wins: the write is undone, as if it came first.
       // So does losing the directory meanwhile (the index was let go of; the files are another holder's).
       if ((this.#deleted.get(entry.key) ?? 0) > started || this.#closed || this.#unusable !== undefined) {
@@ -544,33 +573,40 @@ export class DiskStore implements StreamingStore, BodyOwner {
       this.#removeBody(id);
     }
     while (this.#io.size > 0) await Promise.allSettled([...this.#io]);
+    await this.#writer.close();
     // Shared, the lock is the primary's, released when it exits.
     if (this.#unusable === undefined && this.#options.shared === undefined) await unlockDirectory(this.#options.dir);
   }
 
-  /** Writes the body file, or finds the one already holding these bytes (then only metadata is written). */
-  async #storeBody(entry: Entry): Promise<{ id: string; length: number; crc: number; wrote: boolean }> {
+  #startWriter(): void {
+    try {
+      this.#writer.start();
+    } catch (error) {
+      // Every write then fails (and the cache passes through); each tries to start the thread again.
+      this.#options.onError?.(error, 'disk cache write thread');
+    }
+  }
+
+  /**
+   * The body file an entry's metadata will name, held: one already holding
+   * these bytes, or a new id whose file is to be written with `bytes`.
+   */
+  #bodyFor(entry: Entry): { id: string; length: number; crc: number; bytes?: Buffer } {
     const body = entry.body;
     if (isFileBody(body)) {
       if (body.owner !== this) throw new Error('a file body from another store cannot be stored here');
       const id = idOf(body.path);
       if (!this.#holdIfStored(id)) throw new Error(`body file ${body.path} is no longer stored`);
-      return { id, length: body.length, crc: body.crc, wrote: false };
+      return { id, length: body.length, crc: body.crc };
     }
     // An entry the memory tier shares with the index, stored again (soft purge, freshening): its bytes are in a file already.
     // The same bytes may also be another copy (the memory tier moves bodies out of sparse slabs; an origin may answer anew with the same body): compared, not written again.
     const known = this.#variants(entry.key).find((item) => item.entry.body === body || (Buffer.isBuffer(item.entry.body) && item.entry.variant === entry.variant && item.entry.body.equals(body)));
-    if (known !== undefined && this.#holdIfStored(known.bodyId)) return { id: known.bodyId, length: body.length, crc: known.crc >>> 0, wrote: false };
+    if (known !== undefined && this.#holdIfStored(known.bodyId)) return { id: known.bodyId, length: body.length, crc: known.crc >>> 0 };
     const id = newId();
     if (this.#booting) this.#fresh.add(id);
     this.#ref(id);
-    try {
-      await this.#track(writeAtomic(pathOf(this.#options.dir, id, 'body'), body, this.#temps));
-    } catch (error) {
-      this.release(id);
-      throw error;
-    }
-    return { id, length: body.length, crc: crc32(body), wrote: true };
+    return { id, length: body.length, crc: crc32(body), bytes: body };
   }
 
   #indexedEntry(meta: EntryMeta, body: { id: string; length: number; crc: number }): Entry {
@@ -744,7 +780,7 @@ export class DiskStore implements StreamingStore, BodyOwner {
   #adopt(record: MetaRecord, metaId: string): 'indexed' | 'known' | 'superseded' {
     const { entry: meta, body, written } = record;
     const current = this.#variants(meta.key).find((stored) => stored.entry.variant === meta.variant);
-    if (current?.metaId === metaId) return 'known';
+    if (current?.metaId === metaId || this.#writingMeta.has(metaId)) return 'known';
     if (written < this.#takenOverAt && this.#keepFound !== undefined && !this.#keepFound(meta.key, meta.tags)) return 'superseded';
     if ((this.#deleted.get(meta.key) ?? 0) > written || this.#removedByPeers.has(metaId)) return 'superseded';
     if (current !== undefined && laterCopy(current, { written, metaId })) return 'superseded';

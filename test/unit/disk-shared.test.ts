@@ -118,7 +118,8 @@ describe('a disk tier shared by workers', () => {
     // a's copy, as if written after b's: it arrives while b is still writing its own.
     const later = JSON.parse(JSON.stringify(fromA)) as DiskChange & { kind: 'stored' };
     const writing = b.set(testEntry('k', { body: Buffer.from('from b'), deleteAt: Date.now() + 60_000 }));
-    b.applyPeerChange({ ...later, record: { ...later.record, written: later.record.written + 60_000 } });
+    // Write stamps are in microseconds: a copy written a minute later, whenever b's own write is stamped.
+    b.applyPeerChange({ ...later, record: { ...later.record, written: later.record.written + 60_000_000 } });
     await writing;
     const [kept] = b.get('k')!;
     expect((await bodyBytes(kept!.body)).toString()).toBe('from a');

@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { bodyBytes, isFileBody } from '../../proxy/cache/body.js';
@@ -158,6 +158,41 @@ describe('disk tier files', () => {
     expect([...again.keys()].sort()).toEqual(['kept', 'replaced']);
     expect((await bodyBytes(again.get('replaced')![0]!.body)).toString()).toBe('new');
     expect(files(dir, '.meta')).toHaveLength(2);
+    await again.close();
+  });
+
+  it('after a crash between an entry\'s two renames (body in place, metadata still temporary), serves nothing of it and removes both files at boot', async () => {
+    const dir = join(root, String(dirs++));
+    const first = openDisk(dir);
+    await first.set(testEntry('whole'));
+    await first.set(testEntry('torn'));
+    await first.close();
+    // The torn entry as a crash would leave it: its body renamed into place, its metadata never renamed (a temporary of a process gone).
+    const meta = files(dir, '.meta').map((name) => join(dir, name.slice(0, 2), name)).find((path) => readFileSync(path).includes('"torn"'))!;
+    renameSync(meta, `${meta}.tmp`);
+
+    const again = openDisk(dir);
+    await again.ready;
+    expect([...again.keys()]).toEqual(['whole']);
+    await expect.poll(() => files(dir, '.tmp').length === 0 && files(dir, '.body').length === 1, { timeout: 10_000 }).toBe(true);
+    expect(files(dir, '.meta')).toHaveLength(1);
+    await again.close();
+  });
+
+  it('at boot, drops metadata whose body never made it into place (only its temporary file is there)', async () => {
+    const dir = join(root, String(dirs++));
+    const first = openDisk(dir);
+    await first.set(testEntry('whole'));
+    await first.set(testEntry('bodiless'));
+    await first.close();
+    const meta = files(dir, '.meta').map((name) => join(dir, name.slice(0, 2), name)).find((path) => readFileSync(path).includes('"bodiless"'))!;
+    const body = meta.replace(/\.meta$/, '.body');
+    renameSync(body, `${body}.tmp`);
+
+    const again = openDisk(dir);
+    await again.ready;
+    expect([...again.keys()]).toEqual(['whole']);
+    await expect.poll(() => files(dir, '.tmp').length === 0 && files(dir, '.meta').length === 1, { timeout: 10_000 }).toBe(true);
     await again.close();
   });
 

@@ -46,7 +46,8 @@ describe('tiered stores of workers sharing a disk tier', () => {
     const fromA = JSON.parse(JSON.stringify(announced.find((change) => change.kind === 'stored'))) as DiskChange & { kind: 'stored' };
     const writing = b.set(testEntry('k', { etag: '"from-b"', body: Buffer.from('body from b') }));
     // a's copy, as if written after b's: it arrives while b is still writing its own, so b's gives way.
-    b.disk.applyPeerChange({ ...fromA, record: { ...fromA.record, written: fromA.record.written + 60_000 } });
+    // Write stamps are in microseconds: a copy written a minute later, whenever b's own write is stamped.
+    b.disk.applyPeerChange({ ...fromA, record: { ...fromA.record, written: fromA.record.written + 60_000_000 } });
     await writing;
 
     const [kept] = b.get('k')!;
