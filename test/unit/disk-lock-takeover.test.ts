@@ -174,6 +174,33 @@ describe('losing the lock', () => {
     expect(store.get('b')).toHaveLength(1);
   });
 
+  it.skipIf(OWN_NAMESPACE === undefined)('a scan from before the loss does not end the scan of a later claim: deletes made during that scan stick', { timeout: 120_000 }, async () => {
+    // Enough entries that the first scan is still reading when the directory is lost and taken again.
+    const count = 5_000;
+    const dir = join(root, String(dirs++));
+    const first = new DiskStore({ dir, maxSize: 1 << 30, maxObjectSize: 1 << 20, maxVariants: 4, clock: () => 1_000_000 });
+    for (let from = 0; from < count; from += 200) {
+      await Promise.all(Array.from({ length: Math.min(200, count - from) }, (_, i) => first.set(testEntry(`k${from + i}`))));
+    }
+    await first.close();
+
+    const seen: Seen = { errors: [], logs: [] };
+    const store = new DiskStore({ dir, maxSize: 1 << 30, maxObjectSize: 1 << 20, maxVariants: 4, clock: () => 1_000_000, claimRetryMs: RETRY_MS, onError: (error) => seen.errors.push(error), log: (line) => seen.logs.push(line) });
+    open.push(store);
+    await until(() => store.inUse, 'the directory claimed');
+    const lock = writeLock(dir, [4242, hostname(), 'their-nonce', OTHER_NAMESPACE, `claimed=${Date.now()}`]);
+    await until(() => store.waitingForDirectory, 'the loss noticed');
+    age(lock, 120_000);
+    await until(() => store.inUse, 'the directory taken again');
+    // The later claim's scan runs (the first one, from before the loss, may still be reading too): every key is deleted meanwhile (a purge of everything, say).
+    for (let i = 0; i < count; i++) store.delete(`k${i}`);
+    await store.ready;
+    expect(store.inUse).toBe(true);
+    expect(store.stats().entries).toBe(0);
+    expect(store.get('k0')).toBeUndefined();
+    expect(store.get(`k${count - 1}`)).toBeUndefined();
+  });
+
   it('puts its lock back if it goes missing while held', async () => {
     const dir = await cacheDirWithEntries();
     const store = openDisk(dir, { errors: [], logs: [] });
