@@ -1,11 +1,11 @@
-import { checkSharedLock, claimRetryMs, DirectoryHeldError, type LockInfo } from './disk-lock.js';
+import { checkSharedLock, claimRetryMs, DirectoryHeldError, REFRESH_EVERY_MS, type LockInfo } from './disk-lock.js';
 import { claimDirectory, unlockDirectory } from './disk-scan.js';
 
 export interface DirectoryClaimOptions {
   readonly dir: string;
   /** Set in a worker: the pid of the primary whose lock it shares. The claim only checks that the lock names it (the primary may still be waiting for the directory). */
   readonly sharedWith?: number;
-  /** Milliseconds between attempts while another holder keeps the directory, and between checks that a held lock is still ours. Default CLAIM_RETRY_MS (5 s). */
+  /** Milliseconds between attempts while another holder keeps the directory, and between checks that a held lock is still ours (those at most REFRESH_EVERY_MS apart). Default CLAIM_RETRY_MS (5 s). */
   readonly retryMs?: number;
   /** A later attempt made the directory ours; `lock` is what the lock says (for a worker, its primary's). */
   readonly onClaimed: (lock: LockInfo) => void;
@@ -75,7 +75,12 @@ export class DirectoryClaim {
   }
 
   #claim(): Promise<LockInfo> {
-    return claimDirectory(this.#options.dir, this.#options.sharedWith, { refreshMs: this.#retryMs, onLost: (error) => this.#lost(error) });
+    return claimDirectory(this.#options.dir, this.#options.sharedWith, { refreshMs: this.#checkMs, onLost: (error) => this.#lost(error) });
+  }
+
+  /** Between heartbeats (or a worker's checks) of a held lock: never longer than REFRESH_EVERY_MS, which the staleness window counts on, whatever the retry. */
+  get #checkMs(): number {
+    return Math.min(this.#retryMs, REFRESH_EVERY_MS);
   }
 
   #worthRetrying(error: unknown): boolean {
@@ -108,7 +113,7 @@ export class DirectoryClaim {
         .finally(() => {
           busy = false;
         });
-    }, this.#retryMs);
+    }, this.#checkMs);
     this.#watch.unref();
   }
 

@@ -36,17 +36,22 @@ import { LOCK_FILE } from './disk-files.js';
 const NONCE = randomUUID();
 const HOST = hostname();
 const NAMESPACE = ownPidNamespace();
-const REFRESH_EVERY_MS = 5_000;
+/** Milliseconds between heartbeats of a held lock; a shorter claim retry (tests) refreshes more often, never less. */
+export const REFRESH_EVERY_MS = 5_000;
 const STALE_AFTER_MS = 30_000;
 /** How often a store refused a directory tries again: a lock goes stale at most this long before it is noticed. */
 export const CLAIM_RETRY_MS = REFRESH_EVERY_MS;
 /** Internal, for tests that run Lacquer as a child process: milliseconds between claims instead of CLAIM_RETRY_MS. */
 export const CLAIM_RETRY_ENV = 'LACQUER_INTERNAL_CLAIM_RETRY_MS';
 
-/** Milliseconds between claims of a directory another holder keeps: CLAIM_RETRY_MS unless a test shortens it. */
+/** The range the internal setting is held to: no busy loop below it, and no wait longer than the default above it. */
+const CLAIM_RETRY_ENV_MIN_MS = 10;
+
+/** Milliseconds between claims of a directory another holder keeps: CLAIM_RETRY_MS unless a test shortens it (held to 10 ms to CLAIM_RETRY_MS). */
 export function claimRetryMs(env: NodeJS.ProcessEnv = process.env): number {
   const set = Number(env[CLAIM_RETRY_ENV]);
-  return Number.isInteger(set) && set > 0 ? set : CLAIM_RETRY_MS;
+  if (!Number.isInteger(set) || set <= 0) return CLAIM_RETRY_MS;
+  return Math.min(Math.max(set, CLAIM_RETRY_ENV_MIN_MS), CLAIM_RETRY_MS);
 }
 
 const heartbeats = new Map<string, NodeJS.Timeout>();

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DirectoryClaim } from '../../proxy/store/disk-claim.js';
-import { removeStale, unlockDirectory } from '../../proxy/store/disk-lock.js';
+import { CLAIM_RETRY_ENV, claimRetryMs, removeStale, unlockDirectory } from '../../proxy/store/disk-lock.js';
 import { DiskStore } from '../../proxy/store/disk.js';
 import { testEntry } from '../contract/store-contract.js';
 import { tempDir } from '../helpers/tempdir.js';
@@ -69,8 +69,8 @@ function age(path: string, ageMs: number): void {
   utimesSync(path, then, then);
 }
 
-async function until(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 15_000;
+async function until(condition: () => boolean, what: string, withinMs = 15_000): Promise<void> {
+  const deadline = Date.now() + withinMs;
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(5);
@@ -289,3 +289,24 @@ describe('a claim tried again in the background', () => {
 function readMtime(path: string): number {
   return statSync(path).mtimeMs;
 }
+
+describe('the claim retry and the heartbeat', () => {
+  it('holds the internal retry setting to 10 ms .. 5 s (a longer one would let a live holder\'s lock go stale)', () => {
+    expect(claimRetryMs({ [CLAIM_RETRY_ENV]: '100' })).toBe(100);
+    expect(claimRetryMs({ [CLAIM_RETRY_ENV]: '1' })).toBe(10);
+    expect(claimRetryMs({ [CLAIM_RETRY_ENV]: '60000' })).toBe(5_000);
+    expect(claimRetryMs({ [CLAIM_RETRY_ENV]: 'soon' })).toBe(5_000);
+    expect(claimRetryMs({})).toBe(5_000);
+  });
+
+  it('refreshes a held lock at least every 5 s however long the retry between claims', { timeout: 60_000 }, async () => {
+    const dir = await cacheDirWithEntries();
+    const claim = new DirectoryClaim({ dir, retryMs: 60_000, onClaimed: () => undefined, onFailed: () => undefined });
+    open.push({ close: () => claim.stop().then(() => unlockDirectory(dir)) });
+    await claim.first;
+    const lock = join(dir, 'lacquer.lock');
+    // Twenty seconds without a refresh: the next heartbeat (due within 5 s) brings it back to now, well before the 30 s staleness window.
+    age(lock, 20_000);
+    await until(() => Date.now() - readMtime(lock) < 10_000, 'the lock refreshed', 25_000);
+  });
+});
