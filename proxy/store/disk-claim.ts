@@ -1,4 +1,4 @@
-import { checkSharedLock, claimRetryMs, DirectoryHeldError, REFRESH_EVERY_MS, type LockInfo } from './disk-lock.js';
+import { claimRetryMs, DirectoryHeldError, REFRESH_EVERY_MS, sharedLockLost, type LockInfo } from './disk-lock.js';
 import { claimDirectory, unlockDirectory } from './disk-scan.js';
 
 export interface DirectoryClaimOptions {
@@ -103,12 +103,13 @@ export class DirectoryClaim {
     this.#watch = setInterval(() => {
       if (busy) return;
       busy = true;
-      checkSharedLock(this.#options.dir, primary)
+      // Only a lock naming someone else is a loss; none, or one that cannot be read now, is looked at again next time.
+      sharedLockLost(this.#options.dir, primary)
         .then(
-          () => undefined,
-          (error: unknown) => {
-            if (error instanceof DirectoryHeldError) this.#lost(error);
+          (lost) => {
+            if (lost !== undefined) this.#lost(lost);
           },
+          () => undefined,
         )
         .finally(() => {
           busy = false;

@@ -147,13 +147,30 @@ export async function removeStale(path: string, seen: string): Promise<boolean> 
 /** A worker uses the directory its primary claimed: the lock must name that primary (which may still be waiting for it). */
 export async function checkSharedLock(dir: string, primaryPid: number): Promise<LockInfo> {
   const holder = await readHolder(join(dir, LOCK_FILE));
-  // The pid alone is not enough: in another container on the volume, the other primary may be pid 1 as well.
-  const ours = holder !== undefined && holder.pid === primaryPid && (holder.host === undefined || holder.host === HOST) && !otherNamespace(holder);
-  if (!ours) {
-    const named = holder === undefined ? 'there is no lock' : `the lock names pid ${holder.pid}${holder.host === undefined ? '' : ` on ${holder.host}`}${holder.namespace === undefined ? '' : ` in ${holder.namespace}`}`;
-    throw new DirectoryHeldError(`${dir} is not locked by this worker's primary (pid ${primaryPid}; ${named})`);
-  }
+  if (holder === undefined) throw new DirectoryHeldError(`${dir} is not locked by this worker's primary (pid ${primaryPid}; there is no lock)`);
+  const other = namedOther(dir, holder, primaryPid);
+  if (other !== undefined) throw other;
   return { claimedAt: holder.claimedAt };
+}
+
+/**
+ * For a worker whose primary held the lock: the error to report when the
+ * lock now names another holder, else undefined. A lock that is missing or
+ * cannot be read (moved aside a moment by a claimer judging it, or a
+ * transient EMFILE/EIO) says nothing of a loss: the primary's heartbeat puts
+ * a missing one back, and the next check looks again.
+ */
+export async function sharedLockLost(dir: string, primaryPid: number): Promise<DirectoryHeldError | undefined> {
+  const holder = await readHolder(join(dir, LOCK_FILE));
+  return holder === undefined ? undefined : namedOther(dir, holder, primaryPid);
+}
+
+function namedOther(dir: string, holder: Holder, primaryPid: number): DirectoryHeldError | undefined {
+  // The pid alone is not enough: in another container on the volume, the other primary may be pid 1 as well.
+  const ours = holder.pid === primaryPid && (holder.host === undefined || holder.host === HOST) && !otherNamespace(holder);
+  if (ours) return undefined;
+  const named = `the lock names pid ${holder.pid}${holder.host === undefined ? '' : ` on ${holder.host}`}${holder.namespace === undefined ? '' : ` in ${holder.namespace}`}`;
+  return new DirectoryHeldError(`${dir} is not locked by this worker's primary (pid ${primaryPid}; ${named})`);
 }
 
 /** Releases the lock taken by lockDirectory (only if this process holds it). */

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -230,6 +230,34 @@ describe('losing the lock', () => {
     await until(() => worker.inUse, "the worker's tier in use again");
     await worker.ready;
     expect(worker.get('a')).toHaveLength(1);
+  });
+});
+
+describe("a worker's check of its primary's lock", () => {
+  it.skipIf(OWN_NAMESPACE === undefined)('takes a lock that is missing or cannot be read for a passing state, not a loss: only one naming another holder turns the tier off', async () => {
+    const dir = await cacheDirWithEntries();
+    const lock = writeLock(dir, [1, hostname(), 'primary-nonce', OWN_NAMESPACE!, `claimed=${Date.now()}`]);
+    const seen: Seen = { errors: [], logs: [] };
+    const worker = openDisk(dir, seen, { lockHolder: 1 });
+    await worker.ready;
+    expect(worker.get('a')).toHaveLength(1);
+
+    // The lock goes missing, then cannot be read (a directory in its place: EISDIR, as EIO or EMFILE would fail), for many checks.
+    unlinkSync(lock);
+    await sleep(RETRY_MS * 15);
+    mkdirSync(lock);
+    await sleep(RETRY_MS * 15);
+    expect(worker.waitingForDirectory).toBe(false);
+    expect(worker.inUse).toBe(true);
+    expect(worker.get('a')).toHaveLength(1);
+    expect(seen.errors).toEqual([]);
+
+    // A lock naming another holder is a loss, reported as such.
+    rmdirSync(lock);
+    writeLock(dir, [4242, hostname(), 'their-nonce', OTHER_NAMESPACE, `claimed=${Date.now()}`]);
+    await until(() => worker.waitingForDirectory, 'the loss noticed');
+    expect(worker.get('a')).toBeUndefined();
+    expect(String(seen.errors[0])).toContain('the lock names pid 4242');
   });
 });
 
