@@ -9,7 +9,7 @@ export interface DirectoryClaimOptions {
   readonly retryMs?: number;
   /** A later attempt made the directory ours; `lock` is what the lock says (for a worker, its primary's). */
   readonly onClaimed: (lock: LockInfo) => void;
-  /** A later attempt failed for a reason other than a holder (it is not tried again), or onClaimed threw. */
+  /** A later attempt failed for a reason other than a holder (it is not tried again), or onClaimed or onLost threw. */
   readonly onFailed: (error: unknown) => void;
   /** The directory, ours until now, is another holder's (its lock names someone else): attempts start again. */
   readonly onLost?: (error: DirectoryHeldError) => void;
@@ -91,7 +91,12 @@ export class DirectoryClaim {
     if (this.#stopped) return;
     clearInterval(this.#watch);
     this.#watch = undefined;
-    this.#options.onLost?.(error);
+    try {
+      this.#options.onLost?.(error);
+    } catch (failure) {
+      // Called from a timer: what it throws is reported, never an unhandled rejection (a crash). The directory is lost all the same.
+      this.#options.onFailed(failure);
+    }
     if (this.#timer === undefined && this.#attempt === undefined) this.#schedule();
   }
 

@@ -274,6 +274,8 @@ function startHeartbeat(path: string, refreshMs: number, onLost: ((error: Direct
         heartbeats.delete(path);
         onLost?.(new DirectoryHeldError(`${dirname(path)} was taken over by ${lostTo}; give each process its own cache.disk.path`));
       })
+      // DirectoryClaim reports what its own callback throws; any other caller's failure here must not end the process.
+      .catch((error: unknown) => process.emitWarning(`disk cache: handling a lost lock on ${path} failed: ${error instanceof Error ? error.message : String(error)}`))
       .finally(() => {
         busy = false;
       });

@@ -318,6 +318,53 @@ function readMtime(path: string): number {
   return statSync(path).mtimeMs;
 }
 
+describe('a loss whose handler throws', () => {
+  it.skipIf(OWN_NAMESPACE === undefined)('is reported (not an unhandled rejection), and the directory is claimed again: the holder\'s heartbeat', async () => {
+    const dir = await cacheDirWithEntries();
+    const failures: unknown[] = [];
+    let claimed = 0;
+    const claim = new DirectoryClaim({
+      dir,
+      retryMs: RETRY_MS,
+      onClaimed: () => claimed++,
+      onFailed: (error) => failures.push(error),
+      onLost: () => {
+        throw new Error('listener broke');
+      },
+    });
+    open.push({ close: () => claim.stop().then(() => unlockDirectory(dir)) });
+    await claim.first;
+    const lock = writeLock(dir, [4242, hostname(), 'their-nonce', OTHER_NAMESPACE, `claimed=${Date.now()}`]);
+    await until(() => failures.length > 0, 'the failure reported');
+    expect(String(failures[0])).toContain('listener broke');
+    expect(claim.retrying).toBe(true);
+    age(lock, 120_000);
+    await until(() => claimed === 1, 'the directory claimed again');
+  });
+
+  it.skipIf(OWN_NAMESPACE === undefined)("is reported (not an unhandled rejection): a worker's check", async () => {
+    const dir = await cacheDirWithEntries();
+    writeLock(dir, [1, hostname(), 'primary-nonce', OWN_NAMESPACE!, `claimed=${Date.now()}`]);
+    const failures: unknown[] = [];
+    const claim = new DirectoryClaim({
+      dir,
+      sharedWith: 1,
+      retryMs: RETRY_MS,
+      onClaimed: () => undefined,
+      onFailed: (error) => failures.push(error),
+      onLost: () => {
+        throw new Error('listener broke');
+      },
+    });
+    open.push({ close: () => claim.stop() });
+    await claim.first;
+    writeLock(dir, [4242, hostname(), 'their-nonce', OTHER_NAMESPACE, `claimed=${Date.now()}`]);
+    await until(() => failures.length > 0, 'the failure reported');
+    expect(String(failures[0])).toContain('listener broke');
+    expect(claim.retrying).toBe(true);
+  });
+});
+
 describe('the claim retry and the heartbeat', () => {
   it('holds the internal retry setting to 10 ms .. 5 s (a longer one would let a live holder\'s lock go stale)', () => {
     expect(claimRetryMs({ [CLAIM_RETRY_ENV]: '100' })).toBe(100);
