@@ -1,15 +1,15 @@
-import { checkSharedLock, claimRetryMs, DirectoryHeldError, type LockInfo } from './disk-lock.js';
+import { claimRetryMs, DirectoryHeldError, REFRESH_EVERY_MS, sharedLockLost, type LockInfo } from './disk-lock.js';
 import { claimDirectory, unlockDirectory } from './disk-scan.js';
 
 export interface DirectoryClaimOptions {
   readonly dir: string;
   /** Set in a worker: the pid of the primary whose lock it shares. The claim only checks that the lock names it (the primary may still be waiting for the directory). */
   readonly sharedWith?: number;
-  /** Milliseconds between attempts while another holder keeps the directory, and between checks that a held lock is still ours. Default CLAIM_RETRY_MS (5 s). */
+  /** Milliseconds between attempts while another holder keeps the directory, and between checks that a held lock is still ours (those at most REFRESH_EVERY_MS apart). Default CLAIM_RETRY_MS (5 s). */
   readonly retryMs?: number;
   /** A later attempt made the directory ours; `lock` is what the lock says (for a worker, its primary's). */
   readonly onClaimed: (lock: LockInfo) => void;
-  /** A later attempt failed for a reason other than a holder (it is not tried again), or onClaimed threw. */
+  /** A later attempt failed for a reason other than a holder (it is not tried again), or onClaimed or onLost threw. */
   readonly onFailed: (error: unknown) => void;
   /** The directory, ours until now, is another holder's (its lock names someone else): attempts start again. */
   readonly onLost?: (error: DirectoryHeldError) => void;
@@ -75,7 +75,12 @@ export class DirectoryClaim {
   }
 
   #claim(): Promise<LockInfo> {
-    return claimDirectory(this.#options.dir, this.#options.sharedWith, { refreshMs: this.#retryMs, onLost: (error) => this.#lost(error) });
+    return claimDirectory(this.#options.dir, this.#options.sharedWith, { refreshMs: this.#checkMs, onLost: (error) => this.#lost(error) });
+  }
+
+  /** Between heartbeats (or a worker's checks) of a held lock: never longer than REFRESH_EVERY_MS, which the staleness window counts on, whatever the retry. */
+  get #checkMs(): number {
+    return Math.min(this.#retryMs, REFRESH_EVERY_MS);
   }
 
   #worthRetrying(error: unknown): boolean {
@@ -86,7 +91,12 @@ export class DirectoryClaim {
     if (this.#stopped) return;
     clearInterval(this.#watch);
     this.#watch = undefined;
-    this.#options.onLost?.(error);
+    try {
+      this.#options.onLost?.(error);
+    } catch (failure) {
+      // Called from a timer: what it throws is reported, never an unhandled rejection (a crash). The directory is lost all the same.
+      this.#options.onFailed(failure);
+    }
     if (this.#timer === undefined && this.#attempt === undefined) this.#schedule();
   }
 
@@ -98,17 +108,18 @@ export class DirectoryClaim {
     this.#watch = setInterval(() => {
       if (busy) return;
       busy = true;
-      checkSharedLock(this.#options.dir, primary)
+      // Only a lock naming someone else is a loss; none, or one that cannot be read now, is looked at again next time.
+      sharedLockLost(this.#options.dir, primary)
         .then(
-          () => undefined,
-          (error: unknown) => {
-            if (error instanceof DirectoryHeldError) this.#lost(error);
+          (lost) => {
+            if (lost !== undefined) this.#lost(lost);
           },
+          () => undefined,
         )
         .finally(() => {
           busy = false;
         });
-    }, this.#retryMs);
+    }, this.#checkMs);
     this.#watch.unref();
   }
 

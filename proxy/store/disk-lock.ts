@@ -36,17 +36,22 @@ import { LOCK_FILE } from './disk-files.js';
 const NONCE = randomUUID();
 const HOST = hostname();
 const NAMESPACE = ownPidNamespace();
-const REFRESH_EVERY_MS = 5_000;
+/** Milliseconds between heartbeats of a held lock; a shorter claim retry (tests) refreshes more often, never less. */
+export const REFRESH_EVERY_MS = 5_000;
 const STALE_AFTER_MS = 30_000;
 /** How often a store refused a directory tries again: a lock goes stale at most this long before it is noticed. */
 export const CLAIM_RETRY_MS = REFRESH_EVERY_MS;
 /** Internal, for tests that run Lacquer as a child process: milliseconds between claims instead of CLAIM_RETRY_MS. */
 export const CLAIM_RETRY_ENV = 'LACQUER_INTERNAL_CLAIM_RETRY_MS';
 
-/** Milliseconds between claims of a directory another holder keeps: CLAIM_RETRY_MS unless a test shortens it. */
+/** The range the internal setting is held to: no busy loop below it, and no wait longer than the default above it. */
+const CLAIM_RETRY_ENV_MIN_MS = 10;
+
+/** Milliseconds between claims of a directory another holder keeps: CLAIM_RETRY_MS unless a test shortens it (held to 10 ms to CLAIM_RETRY_MS). */
 export function claimRetryMs(env: NodeJS.ProcessEnv = process.env): number {
   const set = Number(env[CLAIM_RETRY_ENV]);
-  return Number.isInteger(set) && set > 0 ? set : CLAIM_RETRY_MS;
+  if (!Number.isInteger(set) || set <= 0) return CLAIM_RETRY_MS;
+  return Math.min(Math.max(set, CLAIM_RETRY_ENV_MIN_MS), CLAIM_RETRY_MS);
 }
 
 const heartbeats = new Map<string, NodeJS.Timeout>();
@@ -142,13 +147,30 @@ export async function removeStale(path: string, seen: string): Promise<boolean> 
 /** A worker uses the directory its primary claimed: the lock must name that primary (which may still be waiting for it). */
 export async function checkSharedLock(dir: string, primaryPid: number): Promise<LockInfo> {
   const holder = await readHolder(join(dir, LOCK_FILE));
-  // The pid alone is not enough: in another container on the volume, the other primary may be pid 1 as well.
-  const ours = holder !== undefined && holder.pid === primaryPid && (holder.host === undefined || holder.host === HOST) && !otherNamespace(holder);
-  if (!ours) {
-    const named = holder === undefined ? 'there is no lock' : `the lock names pid ${holder.pid}${holder.host === undefined ? '' : ` on ${holder.host}`}${holder.namespace === undefined ? '' : ` in ${holder.namespace}`}`;
-    throw new DirectoryHeldError(`${dir} is not locked by this worker's primary (pid ${primaryPid}; ${named})`);
-  }
+  if (holder === undefined) throw new DirectoryHeldError(`${dir} is not locked by this worker's primary (pid ${primaryPid}; there is no lock)`);
+  const other = namedOther(dir, holder, primaryPid);
+  if (other !== undefined) throw other;
   return { claimedAt: holder.claimedAt };
+}
+
+/**
+ * For a worker whose primary held the lock: the error to report when the
+ * lock now names another holder, else undefined. A lock that is missing or
+ * cannot be read (moved aside a moment by a claimer judging it, or a
+ * transient EMFILE/EIO) says nothing of a loss: the primary's heartbeat puts
+ * a missing one back, and the next check looks again.
+ */
+export async function sharedLockLost(dir: string, primaryPid: number): Promise<DirectoryHeldError | undefined> {
+  const holder = await readHolder(join(dir, LOCK_FILE));
+  return holder === undefined ? undefined : namedOther(dir, holder, primaryPid);
+}
+
+function namedOther(dir: string, holder: Holder, primaryPid: number): DirectoryHeldError | undefined {
+  // The pid alone is not enough: in another container on the volume, the other primary may be pid 1 as well.
+  const ours = holder.pid === primaryPid && (holder.host === undefined || holder.host === HOST) && !otherNamespace(holder);
+  if (ours) return undefined;
+  const named = `the lock names pid ${holder.pid}${holder.host === undefined ? '' : ` on ${holder.host}`}${holder.namespace === undefined ? '' : ` in ${holder.namespace}`}`;
+  return new DirectoryHeldError(`${dir} is not locked by this worker's primary (pid ${primaryPid}; ${named})`);
 }
 
 /** Releases the lock taken by lockDirectory (only if this process holds it). */
@@ -252,6 +274,8 @@ function startHeartbeat(path: string, refreshMs: number, onLost: ((error: Direct
         heartbeats.delete(path);
         onLost?.(new DirectoryHeldError(`${dirname(path)} was taken over by ${lostTo}; give each process its own cache.disk.path`));
       })
+      // DirectoryClaim reports what its own callback throws; any other caller's failure here must not end the process.
+      .catch((error: unknown) => process.emitWarning(`disk cache: handling a lost lock on ${path} failed: ${error instanceof Error ? error.message : String(error)}`))
       .finally(() => {
         busy = false;
       });

@@ -15,6 +15,8 @@ export interface ScanHost {
   readonly temps: ReadonlySet<string>;
   log(message: string): void;
   unlink(path: string): void;
+  /** Whether the scan is no longer wanted (the directory was lost meanwhile): it stops early. */
+  stopped?(): boolean;
   /** A body this process wrote or holds since it started (not an orphan). */
   isFresh(id: string): boolean;
   /** Indexes a record found on disk: `superseded` when a newer copy or a delete wins, `known` when this process wrote it. */
@@ -55,6 +57,7 @@ export async function scanDirectory(dir: string, host: ScanHost): Promise<void> 
       }
       continue;
     }
+    if (host.stopped?.() === true) return;
     if (!top.isDirectory() || !SUBDIR.test(top.name)) {
       skipForeign(path, top.isDirectory(), host);
       continue;
@@ -76,7 +79,7 @@ export async function scanDirectory(dir: string, host: ScanHost): Promise<void> 
 
   let next = 0;
   const worker = async () => {
-    while (next < metas.length) {
+    while (next < metas.length && host.stopped?.() !== true) {
       const meta = metas[next++]!;
       await indexOne(meta.path, meta.id, bodies, host);
     }
@@ -86,6 +89,7 @@ export async function scanDirectory(dir: string, host: ScanHost): Promise<void> 
   // Bodies no metadata file names: a crash came between writing the body and its metadata.
   let orphans = 0;
   for (const [id, path] of bodies) {
+    if (host.stopped?.() === true) return;
     if (host.isFresh(id) || !(await leftOver(path, basename(path), host))) continue;
     host.unlink(path);
     orphans++;

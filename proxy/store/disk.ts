@@ -235,14 +235,20 @@ export class DiskStore implements StreamingStore, BodyOwner {
 
   /** Scans the directory once it is claimed; a refusal leaves the tier unusable (for now, if the claim is tried again). */
   #boot(): Promise<void> {
+    // A scan from before a loss (see #lostDirectory) must not end the boot of a later claim's scan, nor turn the tier off.
+    const losses = this.#losses;
+    const current = () => this.#losses === losses;
     return this.#claimed
       .then(() => {
         this.#claimedOnce = true;
-        return scanDirectory(this.#options.dir, this.#scanHost());
+        return scanDirectory(this.#options.dir, this.#scanHost(current));
       })
       .then(
-        () => this.#bootDone(),
+        () => {
+          if (current()) this.#bootDone();
+        },
         (error: unknown) => {
+          if (!current()) return;
           this.#unusable = asError(error);
           this.#options.onError?.(error, 'disk cache directory');
           if (this.#claim.retrying) {
@@ -755,11 +761,10 @@ export class DiskStore implements StreamingStore, BodyOwner {
     this.#evictBeyondBound('');
   }
 
-  #scanHost(): ScanHost {
+  #scanHost(current: () => boolean): ScanHost {
     // A scan still running when the directory is lost (see #lostDirectory) neither indexes nor removes anything more: the files are another holder's.
-    const losses = this.#losses;
-    const current = () => this.#losses === losses;
     return {
+      stopped: () => !current(),
       clock: this.#options.clock,
       temps: this.#temps,
       log: (message) => this.#options.log?.(message),

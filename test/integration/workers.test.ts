@@ -70,6 +70,15 @@ async function startWorkers(originUrl: string, yaml: string, cacheDir?: string, 
   return lacquer;
 }
 
+/** Waits until the output holds `text` at least `count` times. */
+async function untilLogged(lacquer: LacquerProcess, text: string, count: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (lacquer.output().split(text).length - 1 < count) {
+    if (Date.now() > deadline) throw new Error(`"${text}" not logged ${count} times within 30 s:\n${lacquer.output()}`);
+    await new Promise((done) => setTimeout(done, 20));
+  }
+}
+
 /** Waits until `lacquer_disk_tier_in_use` (summed over the workers) reads `count`. */
 async function untilInUse(lacquer: LacquerProcess, count: number): Promise<void> {
   const deadline = Date.now() + 30_000;
@@ -363,8 +372,10 @@ describe('workers: 2', () => {
     const longAgo = new Date(Date.now() - 120_000);
     utimesSync(lock, longAgo, longAgo);
     await lacquer.waitFor('is free now', 30_000);
+    // Every worker has scanned the directory (each logs its rebuilt index), so /q below has been judged, not just not reached yet.
+    await untilLogged(lacquer, 'index rebuilt from', WORKERS);
 
-    // Every worker comes to serve /p from the directory...
+    // Every worker serves /p from the directory...
     const onlyCached = { 'cache-control': 'only-if-cached' };
     const hits = await untilEveryWorker(lacquer.url, '/p', onlyCached, (answer) => answer.status === 200);
     for (const answer of hits.values()) expect(answer.body).toBe('body of /p');

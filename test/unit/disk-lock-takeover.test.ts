@@ -1,10 +1,10 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DirectoryClaim } from '../../proxy/store/disk-claim.js';
-import { removeStale, unlockDirectory } from '../../proxy/store/disk-lock.js';
+import { CLAIM_RETRY_ENV, claimRetryMs, removeStale, unlockDirectory } from '../../proxy/store/disk-lock.js';
 import { DiskStore } from '../../proxy/store/disk.js';
 import { testEntry } from '../contract/store-contract.js';
 import { tempDir } from '../helpers/tempdir.js';
@@ -69,8 +69,8 @@ function age(path: string, ageMs: number): void {
   utimesSync(path, then, then);
 }
 
-async function until(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 15_000;
+async function until(condition: () => boolean, what: string, withinMs = 15_000): Promise<void> {
+  const deadline = Date.now() + withinMs;
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(5);
@@ -174,6 +174,33 @@ describe('losing the lock', () => {
     expect(store.get('b')).toHaveLength(1);
   });
 
+  it.skipIf(OWN_NAMESPACE === undefined)('a scan from before the loss does not end the scan of a later claim: deletes made during that scan stick', { timeout: 120_000 }, async () => {
+    // Enough entries that the first scan is still reading when the directory is lost and taken again.
+    const count = 5_000;
+    const dir = join(root, String(dirs++));
+    const first = new DiskStore({ dir, maxSize: 1 << 30, maxObjectSize: 1 << 20, maxVariants: 4, clock: () => 1_000_000 });
+    for (let from = 0; from < count; from += 200) {
+      await Promise.all(Array.from({ length: Math.min(200, count - from) }, (_, i) => first.set(testEntry(`k${from + i}`))));
+    }
+    await first.close();
+
+    const seen: Seen = { errors: [], logs: [] };
+    const store = new DiskStore({ dir, maxSize: 1 << 30, maxObjectSize: 1 << 20, maxVariants: 4, clock: () => 1_000_000, claimRetryMs: RETRY_MS, onError: (error) => seen.errors.push(error), log: (line) => seen.logs.push(line) });
+    open.push(store);
+    await until(() => store.inUse, 'the directory claimed');
+    const lock = writeLock(dir, [4242, hostname(), 'their-nonce', OTHER_NAMESPACE, `claimed=${Date.now()}`]);
+    await until(() => store.waitingForDirectory, 'the loss noticed');
+    age(lock, 120_000);
+    await until(() => store.inUse, 'the directory taken again');
+    // The later claim's scan runs (the first one, from before the loss, may still be reading too): every key is deleted meanwhile (a purge of everything, say).
+    for (let i = 0; i < count; i++) store.delete(`k${i}`);
+    await store.ready;
+    expect(store.inUse).toBe(true);
+    expect(store.stats().entries).toBe(0);
+    expect(store.get('k0')).toBeUndefined();
+    expect(store.get(`k${count - 1}`)).toBeUndefined();
+  });
+
   it('puts its lock back if it goes missing while held', async () => {
     const dir = await cacheDirWithEntries();
     const store = openDisk(dir, { errors: [], logs: [] });
@@ -203,6 +230,34 @@ describe('losing the lock', () => {
     await until(() => worker.inUse, "the worker's tier in use again");
     await worker.ready;
     expect(worker.get('a')).toHaveLength(1);
+  });
+});
+
+describe("a worker's check of its primary's lock", () => {
+  it.skipIf(OWN_NAMESPACE === undefined)('takes a lock that is missing or cannot be read for a passing state, not a loss: only one naming another holder turns the tier off', async () => {
+    const dir = await cacheDirWithEntries();
+    const lock = writeLock(dir, [1, hostname(), 'primary-nonce', OWN_NAMESPACE!, `claimed=${Date.now()}`]);
+    const seen: Seen = { errors: [], logs: [] };
+    const worker = openDisk(dir, seen, { lockHolder: 1 });
+    await worker.ready;
+    expect(worker.get('a')).toHaveLength(1);
+
+    // The lock goes missing, then cannot be read (a directory in its place: EISDIR, as EIO or EMFILE would fail), for many checks.
+    unlinkSync(lock);
+    await sleep(RETRY_MS * 15);
+    mkdirSync(lock);
+    await sleep(RETRY_MS * 15);
+    expect(worker.waitingForDirectory).toBe(false);
+    expect(worker.inUse).toBe(true);
+    expect(worker.get('a')).toHaveLength(1);
+    expect(seen.errors).toEqual([]);
+
+    // A lock naming another holder is a loss, reported as such.
+    rmdirSync(lock);
+    writeLock(dir, [4242, hostname(), 'their-nonce', OTHER_NAMESPACE, `claimed=${Date.now()}`]);
+    await until(() => worker.waitingForDirectory, 'the loss noticed');
+    expect(worker.get('a')).toBeUndefined();
+    expect(String(seen.errors[0])).toContain('the lock names pid 4242');
   });
 });
 
@@ -262,3 +317,71 @@ describe('a claim tried again in the background', () => {
 function readMtime(path: string): number {
   return statSync(path).mtimeMs;
 }
+
+describe('a loss whose handler throws', () => {
+  it.skipIf(OWN_NAMESPACE === undefined)('is reported (not an unhandled rejection), and the directory is claimed again: the holder\'s heartbeat', async () => {
+    const dir = await cacheDirWithEntries();
+    const failures: unknown[] = [];
+    let claimed = 0;
+    const claim = new DirectoryClaim({
+      dir,
+      retryMs: RETRY_MS,
+      onClaimed: () => claimed++,
+      onFailed: (error) => failures.push(error),
+      onLost: () => {
+        throw new Error('listener broke');
+      },
+    });
+    open.push({ close: () => claim.stop().then(() => unlockDirectory(dir)) });
+    await claim.first;
+    const lock = writeLock(dir, [4242, hostname(), 'their-nonce', OTHER_NAMESPACE, `claimed=${Date.now()}`]);
+    await until(() => failures.length > 0, 'the failure reported');
+    expect(String(failures[0])).toContain('listener broke');
+    expect(claim.retrying).toBe(true);
+    age(lock, 120_000);
+    await until(() => claimed === 1, 'the directory claimed again');
+  });
+
+  it.skipIf(OWN_NAMESPACE === undefined)("is reported (not an unhandled rejection): a worker's check", async () => {
+    const dir = await cacheDirWithEntries();
+    writeLock(dir, [1, hostname(), 'primary-nonce', OWN_NAMESPACE!, `claimed=${Date.now()}`]);
+    const failures: unknown[] = [];
+    const claim = new DirectoryClaim({
+      dir,
+      sharedWith: 1,
+      retryMs: RETRY_MS,
+      onClaimed: () => undefined,
+      onFailed: (error) => failures.push(error),
+      onLost: () => {
+        throw new Error('listener broke');
+      },
+    });
+    open.push({ close: () => claim.stop() });
+    await claim.first;
+    writeLock(dir, [4242, hostname(), 'their-nonce', OTHER_NAMESPACE, `claimed=${Date.now()}`]);
+    await until(() => failures.length > 0, 'the failure reported');
+    expect(String(failures[0])).toContain('listener broke');
+    expect(claim.retrying).toBe(true);
+  });
+});
+
+describe('the claim retry and the heartbeat', () => {
+  it('holds the internal retry setting to 10 ms .. 5 s (a longer one would let a live holder\'s lock go stale)', () => {
+    expect(claimRetryMs({ [CLAIM_RETRY_ENV]: '100' })).toBe(100);
+    expect(claimRetryMs({ [CLAIM_RETRY_ENV]: '1' })).toBe(10);
+    expect(claimRetryMs({ [CLAIM_RETRY_ENV]: '60000' })).toBe(5_000);
+    expect(claimRetryMs({ [CLAIM_RETRY_ENV]: 'soon' })).toBe(5_000);
+    expect(claimRetryMs({})).toBe(5_000);
+  });
+
+  it('refreshes a held lock at least every 5 s however long the retry between claims', { timeout: 60_000 }, async () => {
+    const dir = await cacheDirWithEntries();
+    const claim = new DirectoryClaim({ dir, retryMs: 60_000, onClaimed: () => undefined, onFailed: () => undefined });
+    open.push({ close: () => claim.stop().then(() => unlockDirectory(dir)) });
+    await claim.first;
+    const lock = join(dir, 'lacquer.lock');
+    // Twenty seconds without a refresh: the next heartbeat (due within 5 s) brings it back to now, well before the 30 s staleness window.
+    age(lock, 20_000);
+    await until(() => Date.now() - readMtime(lock) < 10_000, 'the lock refreshed', 25_000);
+  });
+});
