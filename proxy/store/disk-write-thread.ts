@@ -58,10 +58,13 @@ parentPort.on('message', (jobs) => {
         break;
       }
     }
-    results.push({ seq: job.seq, failure });
+    // The bytes go back with the result: freed here, they would wait for this thread's rare
+    // collections, and a fill would hold tens of mebibytes of written copies; the sender's
+    // isolate, busy, collects them soon.
+    results.push({ seq: job.seq, failure, bytes: job.bytes });
     written += job.bytes.byteLength;
     if (written >= REPORT_BYTES || i === jobs.length - 1) {
-      parentPort.postMessage(results);
+      parentPort.postMessage(results, results.map((result) => result.bytes));
       results = [];
       written = 0;
     }
@@ -84,6 +87,8 @@ interface Job {
 interface Result {
   readonly seq: number;
   readonly failure: { message: string; code?: string } | null;
+  /** The job's bytes, moved back to be collected here (nothing reads them). */
+  readonly bytes?: ArrayBuffer;
 }
 
 interface Pending {
