@@ -1,10 +1,11 @@
-import { existsSync, readFileSync, readlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DiskStore } from '../../proxy/store/disk.js';
 import { testEntry } from '../contract/store-contract.js';
+import { age, writeLock } from '../helpers/lock-files.js';
 import { tempDir } from '../helpers/tempdir.js';
 
 /*
@@ -52,18 +53,6 @@ async function cacheDirWithEntry(): Promise<string> {
   await first.close();
   expect(existsSync(join(dir, 'lacquer.lock'))).toBe(false);
   return dir;
-}
-
-function writeLock(dir: string, fields: (string | number)[], ageMs = 0): string {
-  const path = join(dir, 'lacquer.lock');
-  writeFileSync(path, `${fields.join(' ')}\n`);
-  if (ageMs > 0) age(path, ageMs);
-  return path;
-}
-
-function age(path: string, ageMs: number): void {
-  const then = new Date(Date.now() - ageMs);
-  utimesSync(path, then, then);
 }
 
 async function until(condition: () => boolean, what: string): Promise<void> {

@@ -7,6 +7,7 @@ import { DirectoryClaim } from '../../proxy/store/disk-claim.js';
 import { CLAIM_RETRY_ENV, claimRetryMs, removeStale, unlockDirectory } from '../../proxy/store/disk-lock.js';
 import { DiskStore } from '../../proxy/store/disk.js';
 import { testEntry } from '../contract/store-contract.js';
+import { age, writeLock } from '../helpers/lock-files.js';
 import { tempDir } from '../helpers/tempdir.js';
 
 /*
@@ -55,18 +56,6 @@ async function cacheDirWithEntries(): Promise<string> {
   await first.set({ ...testEntry('b'), tags: ['tb'] });
   await first.close();
   return dir;
-}
-
-function writeLock(dir: string, fields: (string | number)[], ageMs = 0): string {
-  const path = join(dir, 'lacquer.lock');
-  writeFileSync(path, `${fields.join(' ')}\n`);
-  if (ageMs > 0) age(path, ageMs);
-  return path;
-}
-
-function age(path: string, ageMs: number): void {
-  const then = new Date(Date.now() - ageMs);
-  utimesSync(path, then, then);
 }
 
 async function until(condition: () => boolean, what: string, withinMs = 15_000): Promise<void> {

@@ -7,6 +7,7 @@ import type { StartWriteThread } from '../../proxy/store/disk-write-thread.js';
 import { WRITE_THREAD_SOURCE } from '../../proxy/store/disk-write-thread.js';
 import { DiskStore } from '../../proxy/store/disk.js';
 import { testEntry } from '../contract/store-contract.js';
+import { holdResultsUntil } from '../helpers/held-write-thread.js';
 import { tempDir } from '../helpers/tempdir.js';
 
 /** The disk tier with its write thread in trouble: results that arrive late, a thread that cannot start, one that dies mid-job. */
@@ -53,19 +54,7 @@ describe('the disk tier when its write thread is late, cannot start or dies', ()
     // The real thread, its results held back until the boot scan is done: every file it renames is there for the scan
     // to read before the store hears that its write is done.
     const gate = join(root, `gate-${dirs}`);
-    const held = `
-      const { parentPort: heldPort } = require('node:worker_threads');
-      const { existsSync: gateOpen } = require('node:fs');
-      const post = heldPort.postMessage.bind(heldPort);
-      const results = [];
-      heldPort.postMessage = (message) => results.push(message);
-      const flush = setInterval(() => {
-        if (!gateOpen(${JSON.stringify(gate)})) return;
-        clearInterval(flush);
-        heldPort.postMessage = post;
-        for (const message of results.splice(0)) post(message);
-      }, 5);
-    `;
+    const held = holdResultsUntil(gate);
     const worker = new Worker(held + WRITE_THREAD_SOURCE, { eval: true });
     await once(worker, 'online');
     const events: string[] = [];

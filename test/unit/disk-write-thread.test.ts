@@ -4,6 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempPathOf } from '../../proxy/store/disk-files.js';
 import { DiskWriteThread, WRITE_THREAD_SOURCE } from '../../proxy/store/disk-write-thread.js';
+import { holdResultsUntil } from '../helpers/held-write-thread.js';
 import { tempDir } from '../helpers/tempdir.js';
 
 const root = tempDir('lacquer-write-thread-');
@@ -167,18 +168,7 @@ describe('the disk write thread', () => {
     mkdirSync(dir);
     const gate = join(dir, 'gate');
     // The real thread, its results held back until the gate file exists.
-    const held = `
-      const { parentPort: heldPort } = require('node:worker_threads');
-      const { existsSync: gateOpen } = require('node:fs');
-      const post = heldPort.postMessage.bind(heldPort);
-      const results = [];
-      heldPort.postMessage = (message) => results.push(message);
-      const flush = setInterval(() => {
-        if (!gateOpen(${JSON.stringify(gate)})) return;
-        clearInterval(flush);
-        heldPort.postMessage = post;
-        for (const message of results.splice(0)) post(message);
-      }, 5);`;
+    const held = holdResultsUntil(gate);
     const thread = new DiskWriteThread(() => new Worker(held + WRITE_THREAD_SOURCE, { eval: true }), 100_000);
     threads.push(thread);
     const temps = new Set<string>();
