@@ -1,3 +1,4 @@
+import type { DiskStoreOptions } from '../../proxy/store/disk.js';
 import { utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -13,4 +14,25 @@ export function writeLock(dir: string, fields: (string | number)[], ageMs = 0): 
 export function age(path: string, ageMs: number): void {
   const then = new Date(Date.now() - ageMs);
   utimesSync(path, then, then);
+}
+
+/** What a store under test reported: its errors and log lines. */
+export interface Seen {
+  errors: unknown[];
+  logs: string[];
+}
+
+/** Options for a small disk tier that claims `dir` again every `retryMs` while another holder keeps it (a worker's when `lockHolder` is given). */
+export function waitingDiskOptions(dir: string, seen: Seen, retryMs: number, lockHolder?: number): DiskStoreOptions {
+  return {
+    dir,
+    maxSize: 1 << 20,
+    maxObjectSize: 1 << 20,
+    maxVariants: 4,
+    clock: () => 1_000_000,
+    claimRetryMs: retryMs,
+    onError: (error) => seen.errors.push(error),
+    log: (line) => seen.logs.push(line),
+    ...(lockHolder !== undefined && { shared: { lockHolder, since: 0, announce: () => undefined } }),
+  };
 }

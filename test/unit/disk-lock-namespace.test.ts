@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DiskStore } from '../../proxy/store/disk.js';
 import { testEntry } from '../contract/store-contract.js';
-import { age, writeLock } from '../helpers/lock-files.js';
+import { age, waitingDiskOptions, writeLock, type Seen } from '../helpers/lock-files.js';
 import { tempDir } from '../helpers/tempdir.js';
 
 /*
@@ -30,17 +30,8 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((store) => store.close()));
 });
 
-function openDisk(dir: string, seen: { errors: unknown[]; logs: string[] } = { errors: [], logs: [] }): DiskStore {
-  const store = new DiskStore({
-    dir,
-    maxSize: 1 << 20,
-    maxObjectSize: 1 << 20,
-    maxVariants: 4,
-    clock: () => 1_000_000,
-    claimRetryMs: RETRY_MS,
-    onError: (error) => seen.errors.push(error),
-    log: (line) => seen.logs.push(line),
-  });
+function openDisk(dir: string, seen: Seen = { errors: [], logs: [] }): DiskStore {
+  const store = new DiskStore(waitingDiskOptions(dir, seen, RETRY_MS));
   open.push(store);
   return store;
 }
@@ -177,17 +168,7 @@ describe('the directory lock across PID namespaces on one host', () => {
     // The primary is pid 1 here, and so is the other container's, which holds the directory.
     writeLock(dir, [1, hostname(), 'their-nonce', OTHER_NAMESPACE]);
     const seen = { errors: [] as unknown[], logs: [] as string[] };
-    const worker = new DiskStore({
-      dir,
-      maxSize: 1 << 20,
-      maxObjectSize: 1 << 20,
-      maxVariants: 4,
-      clock: () => 1_000_000,
-      claimRetryMs: RETRY_MS,
-      shared: { lockHolder: 1, since: 0, announce: () => undefined },
-      onError: (error) => seen.errors.push(error),
-      log: (line) => seen.logs.push(line),
-    });
+    const worker = new DiskStore(waitingDiskOptions(dir, seen, RETRY_MS, 1));
     open.push(worker);
     await worker.ready;
     expect(String(seen.errors[0])).toContain("is not locked by this worker's primary (pid 1; the lock names pid 1 on");

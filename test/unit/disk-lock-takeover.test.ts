@@ -7,7 +7,7 @@ import { DirectoryClaim } from '../../proxy/store/disk-claim.js';
 import { CLAIM_RETRY_ENV, claimRetryMs, removeStale, unlockDirectory } from '../../proxy/store/disk-lock.js';
 import { DiskStore } from '../../proxy/store/disk.js';
 import { testEntry } from '../contract/store-contract.js';
-import { age, writeLock } from '../helpers/lock-files.js';
+import { age, waitingDiskOptions, writeLock, type Seen } from '../helpers/lock-files.js';
 import { tempDir } from '../helpers/tempdir.js';
 
 /*
@@ -27,23 +27,8 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((item) => item.close()));
 });
 
-interface Seen {
-  errors: unknown[];
-  logs: string[];
-}
-
 function openDisk(dir: string, seen: Seen, shared?: { lockHolder: number }): DiskStore {
-  const store = new DiskStore({
-    dir,
-    maxSize: 1 << 20,
-    maxObjectSize: 1 << 20,
-    maxVariants: 4,
-    clock: () => 1_000_000,
-    claimRetryMs: RETRY_MS,
-    onError: (error) => seen.errors.push(error),
-    log: (line) => seen.logs.push(line),
-    ...(shared && { shared: { lockHolder: shared.lockHolder, since: 0, announce: () => undefined } }),
-  });
+  const store = new DiskStore(waitingDiskOptions(dir, seen, RETRY_MS, shared?.lockHolder));
   open.push(store);
   return store;
 }
